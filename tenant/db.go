@@ -1,0 +1,251 @@
+package tenant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sync"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// ErrNoTenant is what a tenant-owned query without a tenant in its context gets: an error,
+// never "all rows".
+var ErrNoTenant = errors.New("tenant: no tenant in context for a tenant-owned table")
+
+// ErrCrossTenant is returned when a row is written with a tenant_id other than the context's.
+var ErrCrossTenant = errors.New("tenant: row belongs to another tenant")
+
+// Dialect names the SQL database behind the handle.
+type Dialect string
+
+// Dialects.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// DB is the only way the modules reach the database. Every statement on a table with a
+// tenant_id column is scoped to the context's tenant (reads and writes filtered, inserts
+// stamped); without one it fails. On PostgreSQL each unit of work also runs in a transaction
+// with SET LOCAL app.tenant_id, so row-level security stands behind the filter.
+type DB struct {
+	gorm    *gorm.DB
+	dialect Dialect
+	log     *slog.Logger
+
+	mu      sync.RWMutex
+	tenants map[string]bool // tables with a tenant_id column
+}
+
+// New wraps an open gorm handle and installs the tenant scoping callbacks on it. Call Refresh
+// after migrations so the handle knows the current tenant tables.
+func New(g *gorm.DB, dialect Dialect, log *slog.Logger) (*DB, error) {
+	d := &DB{gorm: g, dialect: dialect, log: log, tenants: map[string]bool{}}
+	cb := g.Callback()
+	for _, reg := range []struct {
+		name string
+		err  error
+	}{
+		{"query", cb.Query().Before("gorm:query").Register("tenant:scope_query", d.scope)},
+		{"update", cb.Update().Before("gorm:update").Register("tenant:scope_update", d.scope)},
+		{"delete", cb.Delete().Before("gorm:delete").Register("tenant:scope_delete", d.scope)},
+		{"row", cb.Row().Before("gorm:row").Register("tenant:scope_row", d.scope)},
+		{"create", cb.Create().Before("gorm:create").Register("tenant:stamp_create", d.stamp)},
+	} {
+		if reg.err != nil {
+			return nil, fmt.Errorf("tenant: register %s callback: %w", reg.name, reg.err)
+		}
+	}
+	return d, d.Refresh(context.Background())
+}
+
+// Dialect returns which SQL database this is.
+func (d *DB) Dialect() Dialect { return d.dialect }
+
+// Gorm returns the unscoped handle for plumbing that is not tenant data (health checks,
+// migrations, tests). Module code uses Run and Tx.
+func (d *DB) Gorm() *gorm.DB { return d.gorm }
+
+// Refresh reloads the set of tables that carry a tenant_id column.
+func (d *DB) Refresh(ctx context.Context) error {
+	var q string
+	switch d.dialect {
+	case Postgres:
+		q = `SELECT table_name FROM information_schema.columns WHERE table_schema = current_schema() AND column_name = 'tenant_id'`
+	default:
+		q = `SELECT m.name FROM sqlite_master m JOIN pragma_table_info(m.name) p WHERE m.type = 'table' AND p.name = 'tenant_id'`
+	}
+	var names []string
+	if err := d.gorm.WithContext(ctx).Raw(q).Scan(&names).Error; err != nil {
+		return fmt.Errorf("tenant: list tenant tables: %w", err)
+	}
+	set := make(map[string]bool, len(names))
+	for _, n := range names {
+		set[n] = true
+	}
+	d.mu.Lock()
+	d.tenants = set
+	d.mu.Unlock()
+	return nil
+}
+
+// TenantTables returns the tables scoped by tenant.
+func (d *DB) TenantTables() []string {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	out := make([]string, 0, len(d.tenants))
+	for t := range d.tenants {
+		out = append(out, t)
+	}
+	return out
+}
+
+func (d *DB) isTenantTable(name string) bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.tenants[name]
+}
+
+func (d *DB) table(stmt *gorm.Statement) string {
+	if stmt.Schema != nil {
+		return stmt.Schema.Table
+	}
+	return stmt.Table
+}
+
+// scope adds "tenant_id = ?" to statements on tenant tables, or fails them.
+func (d *DB) scope(db *gorm.DB) {
+	stmt := db.Statement
+	table := d.table(stmt)
+	if table == "" || !d.isTenantTable(table) {
+		return
+	}
+	ctx := stmt.Context
+	if _, ok := isPlatform(ctx); ok {
+		return
+	}
+	id, ok := ID(ctx)
+	if !ok {
+		_ = db.AddError(fmt.Errorf("%w (%s)", ErrNoTenant, table))
+		return
+	}
+	stmt.AddClause(clause.Where{Exprs: []clause.Expression{
+		clause.Eq{Column: clause.Column{Table: table, Name: "tenant_id"}, Value: id},
+	}})
+}
+
+// stamp fills TenantID on inserted rows from the context and refuses rows of another tenant.
+func (d *DB) stamp(db *gorm.DB) {
+	stmt := db.Statement
+	table := d.table(stmt)
+	if table == "" || !d.isTenantTable(table) {
+		return
+	}
+	_, platform := isPlatform(stmt.Context)
+	id, ok := ID(stmt.Context)
+	if !ok && !platform {
+		_ = db.AddError(fmt.Errorf("%w (%s)", ErrNoTenant, table))
+		return
+	}
+	if stmt.Schema == nil {
+		// A map or raw insert: nothing to stamp; PostgreSQL's policy still checks the row.
+		return
+	}
+	field := stmt.Schema.LookUpField("TenantID")
+	if field == nil {
+		_ = db.AddError(fmt.Errorf("tenant: model for %s has no TenantID field", table))
+		return
+	}
+	check := func(rv reflect.Value) {
+		v, zero := field.ValueOf(stmt.Context, rv)
+		if zero {
+			if !ok {
+				_ = db.AddError(fmt.Errorf("%w (%s)", ErrNoTenant, table))
+				return
+			}
+			if err := field.Set(stmt.Context, rv, id); err != nil {
+				_ = db.AddError(err)
+			}
+			return
+		}
+		if ok && !platform && v.(uuid.UUID) != id {
+			_ = db.AddError(fmt.Errorf("%w (%s)", ErrCrossTenant, table))
+		}
+	}
+	switch rv := stmt.ReflectValue; rv.Kind() {
+	case reflect.Slice, reflect.Array:
+		for i := 0; i < rv.Len(); i++ {
+			check(reflect.Indirect(rv.Index(i)))
+		}
+	case reflect.Struct:
+		check(rv)
+	}
+}
+
+// txKeyValue is the transaction riding a context.
+type txKeyValue struct{ tx *gorm.DB }
+
+// Run calls fn with a handle for ctx: the transaction already in ctx, if any; otherwise on
+// PostgreSQL a new transaction that carries the tenant setting for row-level security, and on
+// SQLite the plain handle (SQLite has no RLS, and a reader needs no transaction).
+func (d *DB) Run(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	if t, ok := ctx.Value(txKey).(txKeyValue); ok {
+		return fn(t.tx.WithContext(ctx))
+	}
+	if d.dialect == Postgres {
+		return d.Tx(ctx, func(ctx context.Context) error {
+			return fn(ctx.Value(txKey).(txKeyValue).tx.WithContext(ctx))
+		})
+	}
+	return fn(d.gorm.WithContext(ctx))
+}
+
+// Tx runs fn inside one transaction carried by the context it is given, so that the business
+// change, its audit record and its usage events commit or roll back together. A nested Tx joins
+// the outer transaction.
+func (d *DB) Tx(ctx context.Context, fn func(ctx context.Context) error) error {
+	if _, ok := ctx.Value(txKey).(txKeyValue); ok {
+		return fn(ctx)
+	}
+	return d.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if d.dialect == Postgres {
+			if err := setLocal(tx, ctx); err != nil {
+				return err
+			}
+		}
+		return fn(context.WithValue(ctx, txKey, txKeyValue{tx: tx}))
+	})
+}
+
+// setLocal sets the per-transaction settings the RLS policies read.
+func setLocal(tx *gorm.DB, ctx context.Context) error {
+	tid := ""
+	if id, ok := ID(ctx); ok {
+		tid = id.String()
+	}
+	platform := "off"
+	if _, ok := isPlatform(ctx); ok {
+		platform = "on"
+	}
+	if err := tx.Exec(`SELECT set_config('app.tenant_id', ?, true), set_config('app.platform', ?, true)`, tid, platform).Error; err != nil {
+		return fmt.Errorf("tenant: set transaction tenant: %w", err)
+	}
+	return nil
+}
+
+// AsPlatform returns a context allowed to read and write across tenants. It exists for platform
+// jobs (policy loading, billing runs, demo seeding) and says so in the log with its reason;
+// platform-admin actions that use it are audited by their callers.
+func (d *DB) AsPlatform(ctx context.Context, reason string) context.Context {
+	if reason == "" {
+		panic("tenant: AsPlatform needs a reason")
+	}
+	a := ActorFrom(ctx)
+	d.log.InfoContext(ctx, "cross-tenant access", "reason", reason, "actor", a.Subject())
+	return context.WithValue(ctx, platformKey, platformAccess{reason: reason})
+}
