@@ -17,6 +17,8 @@ const (
 	ActorUser   ActorKind = "user"
 	ActorAPIKey ActorKind = "api_key"
 	ActorSystem ActorKind = "system"
+	// ActorAnonymous is an unauthenticated request; it still has an IP for the audit log.
+	ActorAnonymous ActorKind = "anonymous"
 )
 
 // Actor is who performs a request or job, and from where; the audit log records it.
@@ -38,6 +40,8 @@ func (a Actor) Subject() string {
 		return a.UserID.String()
 	case ActorAPIKey:
 		return "apikey:" + a.APIKeyID.String()
+	case ActorAnonymous:
+		return "anonymous"
 	default:
 		return "system"
 	}
@@ -89,4 +93,10 @@ type platformAccess struct{ reason string }
 func isPlatform(ctx context.Context) (string, bool) {
 	p, ok := ctx.Value(platformKey).(platformAccess)
 	return p.reason, ok
+}
+
+// Authenticated returns the actor only when one was put in ctx by authentication.
+func Authenticated(ctx context.Context) (Actor, bool) {
+	a, ok := ctx.Value(actorKey).(Actor)
+	return a, ok && (a.Kind == ActorUser || a.Kind == ActorAPIKey)
 }

@@ -187,8 +187,22 @@ func (d *DB) stamp(db *gorm.DB) {
 	}
 }
 
-// txKeyValue is the transaction riding a context.
-type txKeyValue struct{ tx *gorm.DB }
+// txKeyValue is the transaction riding a context, with the work to do once it has committed.
+type txKeyValue struct {
+	tx    *gorm.DB
+	after *[]func()
+}
+
+// AfterCommit runs fn once the transaction in ctx has committed (not at all if it rolls back),
+// or at once when ctx carries no transaction. Enqueueing a task or telling other nodes about a
+// change goes here, so nobody acts on a row that was never committed.
+func AfterCommit(ctx context.Context, fn func()) {
+	if t, ok := ctx.Value(txKey).(txKeyValue); ok {
+		*t.after = append(*t.after, fn)
+		return
+	}
+	fn()
+}
 
 // Run calls fn with a handle for ctx: the transaction already in ctx, if any; otherwise on
 // PostgreSQL a new transaction that carries the tenant setting for row-level security, and on
@@ -212,14 +226,22 @@ func (d *DB) Tx(ctx context.Context, fn func(ctx context.Context) error) error {
 	if _, ok := ctx.Value(txKey).(txKeyValue); ok {
 		return fn(ctx)
 	}
-	return d.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	var after []func()
+	err := d.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if d.dialect == Postgres {
 			if err := setLocal(tx, ctx); err != nil {
 				return err
 			}
 		}
-		return fn(context.WithValue(ctx, txKey, txKeyValue{tx: tx}))
+		return fn(context.WithValue(ctx, txKey, txKeyValue{tx: tx, after: &after}))
 	})
+	if err != nil {
+		return err
+	}
+	for _, f := range after {
+		f()
+	}
+	return nil
 }
 
 // setLocal sets the per-transaction settings the RLS policies read.

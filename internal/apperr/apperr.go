@@ -68,7 +68,9 @@ func Malformed(field, detail string) *ValidationError {
 type Fields []FieldError
 
 // Add records a problem with one field.
-func (f *Fields) Add(field, message string) { *f = append(*f, FieldError{Field: field, Message: message}) }
+func (f *Fields) Add(field, message string) {
+	*f = append(*f, FieldError{Field: field, Message: message})
+}
 
 // Err returns the collected problems as a *ValidationError, or nil.
 func (f Fields) Err() error {
