@@ -273,14 +273,16 @@ type Authenticated struct {
 // user, is ErrUnauthenticated.
 func (s *Service) SessionUser(ctx context.Context, token string) (Authenticated, error) {
 	var row struct {
-		session
-		U User `gorm:"embedded;embeddedPrefix:u_"`
+		SessionID  string
+		CSRFToken  string
+		LastSeenAt time.Time
+		User
 	}
 	now := s.now()
 	err := s.db.Run(ctx, func(tx *gorm.DB) error {
 		return tx.Table("sessions").
-			Select(`sessions.*, users.id AS u_id, users.email AS u_email, users.name AS u_name, users.locale AS u_locale,
-				users.email_verified_at AS u_email_verified_at, users.disabled_at AS u_disabled_at, users.created_at AS u_created_at`).
+			Select(`sessions.id AS session_id, sessions.csrf_token AS csrf_token, sessions.last_seen_at AS last_seen_at,
+				users.id, users.email, users.name, users.locale, users.email_verified_at, users.disabled_at, users.created_at`).
 			Joins("JOIN users ON users.id = sessions.user_id").
 			Where("sessions.id = ? AND sessions.expires_at > ?", ids.Hash(token), now).
 			Take(&row).Error
@@ -291,17 +293,17 @@ func (s *Service) SessionUser(ctx context.Context, token string) (Authenticated,
 	if err != nil {
 		return Authenticated{}, fmt.Errorf("look up session: %w", err)
 	}
-	if row.U.DisabledAt != nil {
+	if row.DisabledAt != nil || row.CSRFToken == "" {
 		return Authenticated{}, apperr.ErrUnauthenticated
 	}
 	// Sliding expiry, written at most once a minute per session.
 	if now.Sub(row.LastSeenAt) > time.Minute {
 		_ = s.db.Run(ctx, func(tx *gorm.DB) error {
-			return tx.Model(&session{}).Where("id = ?", row.ID).
+			return tx.Model(&session{}).Where("id = ?", row.SessionID).
 				Updates(map[string]any{"last_seen_at": now, "expires_at": now.Add(s.opts.SessionTTL)}).Error
 		})
 	}
-	return Authenticated{User: row.U, CSRFToken: row.CSRFToken}, nil
+	return Authenticated{User: row.User, CSRFToken: row.CSRFToken}, nil
 }
 
 // endSessions logs a user out everywhere.

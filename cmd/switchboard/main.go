@@ -1,0 +1,203 @@
+// Command switchboard is the one binary: the API and console server, the background worker,
+// migrations, demo data and admin tasks.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/switchboard-cloud/switchboard/app"
+	"github.com/switchboard-cloud/switchboard/internal/config"
+	"github.com/switchboard-cloud/switchboard/internal/db"
+)
+
+const usage = `switchboard: multi-tenant omnichannel customer service
+
+usage:
+  switchboard serve [--demo]        API, console, workers and scheduler in one process
+  switchboard worker                background workers and scheduler only
+  switchboard migrate up|down|status
+  switchboard demo                  create the demo organisations and logins
+  switchboard version
+
+Configuration comes from the environment; see README.md.
+`
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "switchboard:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return errors.New("missing command")
+	}
+	cmd, rest := args[0], args[1:]
+	if cmd == "version" {
+		fmt.Println("switchboard", version())
+		return nil
+	}
+	if cmd == "help" || cmd == "-h" || cmd == "--help" {
+		fmt.Print(usage)
+		return nil
+	}
+	cfg, err := config.Load(os.Getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	switch cmd {
+	case "serve":
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		demo := fs.Bool("demo", false, "create the demo organisations and logins at start")
+		if err := fs.Parse(rest); err != nil {
+			return err
+		}
+		return serve(ctx, cfg, log, *demo)
+	case "worker":
+		return worker(ctx, cfg, log)
+	case "migrate":
+		if len(rest) != 1 {
+			return errors.New("usage: switchboard migrate up|down|status")
+		}
+		return migrate(ctx, cfg, log, rest[0])
+	case "demo":
+		a, err := app.New(ctx, cfg, log, app.Options{Migrate: true})
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		return seed(ctx, a)
+	default:
+		fmt.Fprint(os.Stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}
+
+func newLogger(cfg config.Config) *slog.Logger {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		lvl = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return bi.Main.Version + " (" + s.Value[:12] + ")"
+			}
+		}
+		return bi.Main.Version
+	}
+	return "unknown"
+}
+
+func seed(ctx context.Context, a *app.App) error {
+	logins, err := a.SeedDemo(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nDemo logins (password %q unless SWITCHBOARD_DEMO_PASSWORD is set):\n", a.Cfg.DemoPassword)
+	for _, l := range logins {
+		fmt.Printf("  %-26s %-24s %s\n", l.Email, l.Org, l.Role)
+	}
+	fmt.Println()
+	return nil
+}
+
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, demo bool) error {
+	if demo && cfg.Production() {
+		return app.ErrDemoInProduction
+	}
+	a, err := app.New(ctx, cfg, log, app.Options{Migrate: true})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if demo {
+		if err := seed(ctx, a); err != nil {
+			return err
+		}
+	}
+	w, mux, err := a.NewWorker()
+	if err != nil {
+		return err
+	}
+	if err := w.Start(mux); err != nil {
+		return err
+	}
+	a.StartSync(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- a.HTTP.Listen(cfg.Addr) }()
+	log.Info("switchboard serving", "addr", cfg.Addr, "public_url", cfg.PublicURL, "env", cfg.Env,
+		"database", map[bool]string{true: "sqlite (embedded)", false: "postgres"}[cfg.Embedded()],
+		"redis", map[bool]string{true: "in-process", false: "external"}[a.Queue.Embedded()])
+	select {
+	case err := <-errc:
+		w.Shutdown()
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining HTTP and workers")
+	shutdownErr := a.HTTP.ShutdownWithTimeout(cfg.ShutdownTimeout)
+	w.Shutdown()
+	log.Info("stopped")
+	return shutdownErr
+}
+
+func worker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	if cfg.RedisURL == "" {
+		return errors.New("worker needs REDIS_URL: the in-process Redis of `serve` is not shared between processes")
+	}
+	a, err := app.New(ctx, cfg, log, app.Options{})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	w, mux, err := a.NewWorker()
+	if err != nil {
+		return err
+	}
+	if err := w.Start(mux); err != nil {
+		return err
+	}
+	a.StartSync(ctx)
+	log.Info("switchboard worker running")
+	<-ctx.Done()
+	log.Info("worker shutting down")
+	w.Shutdown()
+	return nil
+}
+
+func migrate(ctx context.Context, cfg config.Config, log *slog.Logger, direction string) error {
+	gdb, dialect, err := db.Open(db.Options{URL: cfg.MigrateDatabaseURL, SQLitePath: cfg.DataDir + "/switchboard.db"})
+	if err != nil {
+		return err
+	}
+	if sqlDB, err := gdb.DB(); err == nil {
+		defer sqlDB.Close()
+	}
+	start := time.Now()
+	if err := app.Migrate(ctx, cfg, gdb, dialect, log, direction); err != nil {
+		return err
+	}
+	if direction != "status" {
+		log.Info("migrate done", "direction", direction, "dialect", string(dialect), "took", time.Since(start))
+	}
+	return nil
+}
