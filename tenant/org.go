@@ -1,10 +1,16 @@
 package tenant
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/switchboard-cloud/switchboard/internal/apperr"
 )
 
 // Kind is the kind of an organisation; it is also the kind of its RBAC domain.
@@ -82,10 +88,55 @@ func CanTransition(from, to Status) bool {
 // CheckTransition returns an error naming the move when it is not allowed.
 func CheckTransition(from, to Status) error {
 	if _, known := transitions[to]; !known {
-		return fmt.Errorf("unknown status %q", to)
+		return apperr.Invalid("status", fmt.Sprintf("unknown status %q", to))
 	}
 	if !CanTransition(from, to) {
-		return fmt.Errorf("a %s organisation cannot become %s", from, to)
+		return fmt.Errorf("a %s organisation cannot become %s: %w", from, to, apperr.ErrConflict)
+	}
+	return nil
+}
+
+// Transition moves an organisation to another lifecycle status, checked against the lifecycle
+// and recorded in the organisation's audit log in the same transaction. It is a platform
+// action (billing, dunning, a platform admin) and crosses tenants on purpose.
+func (d *DB) Transition(ctx context.Context, orgID uuid.UUID, to Status, reason string) (Org, error) {
+	ctx = d.AsPlatform(ctx, "tenant lifecycle: "+reason)
+	var org Org
+	err := d.Tx(ctx, func(ctx context.Context) error {
+		return d.Run(ctx, func(tx *gorm.DB) error {
+			if err := tx.Clauses(lockingFor(d.dialect)...).Where("id = ?", orgID).Take(&org).Error; err != nil {
+				if errors.Is(err, gorm.ErrRecordNotFound) {
+					return apperr.ErrNotFound
+				}
+				return err
+			}
+			if org.Kind != KindTenant {
+				return fmt.Errorf("a %s organisation has no lifecycle: %w", org.Kind, apperr.ErrConflict)
+			}
+			if err := CheckTransition(org.Status, to); err != nil {
+				return err
+			}
+			from, now := org.Status, time.Now().UTC()
+			if err := tx.Model(&Org{}).Where("id = ?", orgID).
+				Updates(map[string]any{"status": to, "status_changed_at": now, "updated_at": now}).Error; err != nil {
+				return err
+			}
+			org.Status, org.StatusChangedAt = to, now
+			return d.Record(WithOrg(ctx, org), Audit{Action: "tenant.status_changed", ObjectType: "org", ObjectID: orgID.String(),
+				Data: map[string]any{"from": from, "to": to, "reason": reason}})
+		})
+	})
+	if err != nil {
+		return Org{}, fmt.Errorf("tenant: transition %s to %s: %w", orgID, to, err)
+	}
+	return org, nil
+}
+
+// lockingFor locks the organisation row against a concurrent transition (SQLite's write
+// transactions are already exclusive).
+func lockingFor(d Dialect) []clause.Expression {
+	if d == Postgres {
+		return []clause.Expression{clause.Locking{Strength: "UPDATE"}}
 	}
 	return nil
 }

@@ -21,8 +21,11 @@ import (
 // is found inside that tenant's scope (and under its RLS policy) without a cross-tenant lookup.
 const keyPrefix = "sbk_"
 
-func newAPIKey(org uuid.UUID) string {
-	return keyPrefix + strings.ReplaceAll(org.String(), "-", "") + "_" + ids.Secret(32)
+// newAPIKey returns a key and its secret part. The secret is base64url and may itself hold
+// underscores, so parsing splits at the first one after the org.
+func newAPIKey(org uuid.UUID) (key, secret string) {
+	secret = ids.Secret(32)
+	return keyPrefix + strings.ReplaceAll(org.String(), "-", "") + "_" + secret, secret
 }
 
 func parseAPIKey(key string) (uuid.UUID, bool) {
@@ -66,8 +69,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, in APIKeyInput) (CreatedAPIK
 	if !ok {
 		return CreatedAPIKey{}, apperr.Invalid("role", "is not a role of this organisation")
 	}
-	key := newAPIKey(org.ID)
-	secret := key[strings.LastIndexByte(key, '_')+1:]
+	key, secret := newAPIKey(org.ID)
 	k := APIKey{ID: ids.New(), Name: strings.TrimSpace(in.Name), Role: in.Role, Prefix: keyPrefix + "…" + secret[:6],
 		KeyHash: ids.Hash(key), CreatedAt: s.now()}
 	if a := tenant.ActorFrom(ctx); a.Kind == tenant.ActorUser {
