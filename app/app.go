@@ -109,6 +109,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	a.Access = access.NewService(a.DB, cat, grants)
 	if a.Identity, err = identity.NewService(a.DB, a.Outbox, a.Access, log, identity.Options{
 		PublicURL: cfg.PublicURL, SessionTTL: cfg.SessionTTL, LoginMaxFailures: cfg.LoginMaxFailures, LoginLockout: cfg.LoginLockout,
+		PlatformOrg: a.PlatformOrgID,
 	}); err != nil {
 		return nil, err
 	}
@@ -117,7 +118,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		return nil, err
 	}
 	a.Modules = []Module{
-		identity.NewModule(a.Identity, a.Access, val, strings.HasPrefix(cfg.PublicURL, "https://"), a.PlatformOrgID),
+		identity.NewModule(a.Identity, a.Access, val, strings.HasPrefix(cfg.PublicURL, "https://")),
 		access.NewModule(a.Access, val),
 		audit.NewModule(a.DB, a.Access.Enforcer),
 		mail.NewModule(a.Outbox, !cfg.Production()),

@@ -26,17 +26,16 @@ const (
 
 // Module is the identity module as the app registers it.
 type Module struct {
-	svc         *Service
-	access      *access.Service
-	val         *httpx.Validator
-	secure      bool // cookies only over HTTPS
-	platformOrg func() uuid.UUID
+	svc    *Service
+	access *access.Service
+	val    *httpx.Validator
+	secure bool // cookies only over HTTPS
 }
 
-// NewModule returns the identity module. secureCookies marks cookies Secure (public URL is
-// https); platformOrg names the organisation whose log records logins.
-func NewModule(svc *Service, acc *access.Service, val *httpx.Validator, secureCookies bool, platformOrg func() uuid.UUID) *Module {
-	return &Module{svc: svc, access: acc, val: val, secure: secureCookies, platformOrg: platformOrg}
+// NewModule returns the identity module. secureCookies marks cookies Secure (the public URL is
+// https).
+func NewModule(svc *Service, acc *access.Service, val *httpx.Validator, secureCookies bool) *Module {
+	return &Module{svc: svc, access: acc, val: val, secure: secureCookies}
 }
 
 // Name identifies the module.
@@ -217,7 +216,7 @@ func (m *Module) login(c *fiber.Ctx) error {
 	if err := httpx.Decode(c, m.val, &in); err != nil {
 		return err
 	}
-	st, err := m.svc.Login(c.UserContext(), in, m.platformOrg())
+	st, err := m.svc.Login(c.UserContext(), in)
 	if err != nil {
 		return err
 	}

@@ -37,6 +37,9 @@ type Options struct {
 	LoginLockout     time.Duration
 	TrialDays        int
 	Now              func() time.Time
+	// PlatformOrg names the organisation whose audit log records account events that belong
+	// to no tenant (logins, password resets).
+	PlatformOrg func() uuid.UUID
 }
 
 // Service holds identity's business rules.
@@ -190,13 +193,13 @@ var errBadCredentials = fmt.Errorf("email or password is wrong: %w", apperr.ErrU
 // Login checks credentials, with lockout after repeated failures, and starts a session.
 // Failures are audited in the platform's log, since the account's organisation is not known
 // to the caller.
-func (s *Service) Login(ctx context.Context, in LoginInput, platformOrg uuid.UUID) (Started, error) {
+func (s *Service) Login(ctx context.Context, in LoginInput) (Started, error) {
 	email := NormalizeEmail(in.Email)
 	var u User
 	err := s.db.Run(ctx, func(tx *gorm.DB) error { return tx.Where("email = ?", email).Take(&u).Error })
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		_, _ = CheckPassword(s.dummyHash, in.Password)
-		s.auditLogin(ctx, platformOrg, "auth.login_failed", email, "unknown email")
+		s.auditAccount(ctx, "auth.login_failed", email, "unknown email")
 		return Started{}, errBadCredentials
 	}
 	if err != nil {
@@ -204,7 +207,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput, platformOrg uuid.UUI
 	}
 	now := s.now()
 	if u.LockedUntil != nil && u.LockedUntil.After(now) {
-		s.auditLogin(ctx, platformOrg, "auth.login_locked", email, "")
+		s.auditAccount(ctx, "auth.login_locked", email, "")
 		return Started{}, &apperr.RetryAfter{Err: fmt.Errorf("too many failed logins; try again later: %w", apperr.ErrLocked), Seconds: int(u.LockedUntil.Sub(now).Seconds()) + 1}
 	}
 	ok, err := CheckPassword(u.PasswordHash, in.Password)
@@ -224,7 +227,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput, platformOrg uuid.UUI
 		if err := s.db.Run(ctx, func(tx *gorm.DB) error { return tx.Model(&User{}).Where("id = ?", u.ID).Updates(upd).Error }); err != nil {
 			return Started{}, err
 		}
-		s.auditLogin(ctx, platformOrg, "auth.login_failed", email, reason)
+		s.auditAccount(ctx, "auth.login_failed", email, reason)
 		return Started{}, errBadCredentials
 	}
 	var st Started
@@ -241,26 +244,33 @@ func (s *Service) Login(ctx context.Context, in LoginInput, platformOrg uuid.UUI
 	if err != nil {
 		return Started{}, err
 	}
-	s.auditLogin(ctx, platformOrg, "auth.login", email, "")
+	s.auditAccount(ctx, "auth.login", email, "")
 	return st, nil
 }
 
-func (s *Service) auditLogin(ctx context.Context, org uuid.UUID, action, email, reason string) {
-	if org == uuid.Nil {
+// auditAccount records an account event in the platform's log. It never fails the request:
+// the event is about an attempt, not a change that must commit with it.
+func (s *Service) auditAccount(ctx context.Context, action, email, reason string) {
+	if s.opts.PlatformOrg == nil {
 		return
 	}
+	org := s.opts.PlatformOrg()
 	data := map[string]any{"email": email}
 	if reason != "" {
 		data["reason"] = reason
 	}
 	if err := s.db.Record(ctx, tenant.Audit{Action: action, ObjectType: "user", ObjectID: email, Data: data, OrgID: org}); err != nil {
-		s.log.ErrorContext(ctx, "audit login", "err", err)
+		s.log.ErrorContext(ctx, "audit account event", "action", action, "err", err)
 	}
 }
 
 // Logout ends the session with that cookie token.
 func (s *Service) Logout(ctx context.Context, token string) error {
-	return s.db.Run(ctx, func(tx *gorm.DB) error { return tx.Where("id = ?", ids.Hash(token)).Delete(&session{}).Error })
+	if err := s.db.Run(ctx, func(tx *gorm.DB) error { return tx.Where("id = ?", ids.Hash(token)).Delete(&session{}).Error }); err != nil {
+		return err
+	}
+	s.auditAccount(ctx, "auth.logout", tenant.ActorFrom(ctx).Email, "")
+	return nil
 }
 
 // Authenticated is the user behind a valid session.

@@ -99,8 +99,16 @@ func (s *Service) VerifyEmail(ctx context.Context, tok string) error {
 		if err != nil {
 			return err
 		}
+		var u User
 		return s.db.Run(ctx, func(tx *gorm.DB) error {
-			return tx.Model(&User{}).Where("id = ? AND email_verified_at IS NULL", uid).Update("email_verified_at", s.now()).Error
+			if err := tx.Model(&User{}).Where("id = ? AND email_verified_at IS NULL", uid).Update("email_verified_at", s.now()).Error; err != nil {
+				return err
+			}
+			if err := tx.Where("id = ?", uid).Take(&u).Error; err != nil {
+				return err
+			}
+			tenant.AfterCommit(ctx, func() { s.auditAccount(ctx, "auth.email_verified", u.Email, "") })
+			return nil
 		})
 	})
 }
@@ -133,11 +141,13 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string) error 
 			return tx.Where("email = ? AND disabled_at IS NULL", NormalizeEmail(email)).Take(&u).Error
 		})
 		if errors.Is(err, gorm.ErrRecordNotFound) {
+			s.auditAccount(ctx, "auth.password_reset_requested", NormalizeEmail(email), "unknown email")
 			return nil
 		}
 		if err != nil {
 			return err
 		}
+		tenant.AfterCommit(ctx, func() { s.auditAccount(ctx, "auth.password_reset_requested", u.Email, "") })
 		tok, err := s.issueToken(ctx, u, purposeReset)
 		if err != nil {
 			return err
@@ -164,6 +174,11 @@ func (s *Service) ResetPassword(ctx context.Context, in ResetConfirm) error {
 		if err != nil {
 			return err
 		}
+		var email string
+		if err := s.db.Run(ctx, func(tx *gorm.DB) error { return tx.Model(&User{}).Where("id = ?", uid).Pluck("email", &email).Error }); err != nil {
+			return err
+		}
+		tenant.AfterCommit(ctx, func() { s.auditAccount(ctx, "auth.password_reset", email, "all sessions ended") })
 		if err := s.db.Run(ctx, func(tx *gorm.DB) error {
 			// Following the mailed link also proves the address.
 			return tx.Model(&User{}).Where("id = ?", uid).Updates(map[string]any{
@@ -175,12 +190,4 @@ func (s *Service) ResetPassword(ctx context.Context, in ResetConfirm) error {
 		}
 		return s.endSessions(ctx, uid)
 	})
-}
-
-// orgAudit records an event in ctx's organisation, when there is one.
-func (s *Service) orgAudit(ctx context.Context, a tenant.Audit) error {
-	if _, ok := tenant.ID(ctx); !ok && a.OrgID == uuid.Nil {
-		return nil
-	}
-	return s.db.Record(ctx, a)
 }
