@@ -205,13 +205,17 @@ func AfterCommit(ctx context.Context, fn func()) {
 }
 
 // Run calls fn with a handle for ctx: the transaction already in ctx, if any; otherwise on
-// PostgreSQL a new transaction that carries the tenant setting for row-level security, and on
-// SQLite the plain handle (SQLite has no RLS, and a reader needs no transaction).
+// PostgreSQL, when ctx names a tenant or platform access, a new transaction that carries that
+// setting for row-level security; otherwise the plain handle (SQLite has no RLS, and without a
+// tenant there is nothing to set: tenant tables then fail in the callbacks, and RLS shows none
+// of their rows).
 func (d *DB) Run(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	if t, ok := ctx.Value(txKey).(txKeyValue); ok {
 		return fn(t.tx.WithContext(ctx))
 	}
-	if d.dialect == Postgres {
+	_, hasTenant := ID(ctx)
+	_, platform := isPlatform(ctx)
+	if d.dialect == Postgres && (hasTenant || platform) {
 		return d.Tx(ctx, func(ctx context.Context) error {
 			return fn(ctx.Value(txKey).(txKeyValue).tx.WithContext(ctx))
 		})
