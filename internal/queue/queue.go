@@ -71,8 +71,10 @@ func Open(opts Options) (*Queue, error) {
 	if q.opts.PollInterval == 0 {
 		q.opts.PollInterval = time.Second
 	}
+	// asynq's client, server and scheduler each own their connections (asynq refuses to close
+	// a shared one); rdb is ours, for health checks and pub/sub.
 	q.rdb = q.connOpt.MakeRedisClient().(redis.UniversalClient)
-	q.Client = asynq.NewClientFromRedisClient(q.rdb)
+	q.Client = asynq.NewClient(q.connOpt)
 	return q, nil
 }
 
@@ -119,7 +121,7 @@ func (q *Queue) Enqueue(ctx context.Context, t *asynq.Task, opts ...asynq.Option
 
 // Close stops the client and, in embedded mode, the in-process server.
 func (q *Queue) Close() error {
-	err := q.Client.Close()
+	err := errors.Join(q.Client.Close(), q.rdb.Close())
 	if q.mini != nil {
 		close(q.stopClock)
 		q.clockDone.Wait()
@@ -144,7 +146,7 @@ type Worker struct {
 // NewWorker prepares a worker over q's Redis.
 func (q *Queue) NewWorker(schedules []Schedule) (*Worker, error) {
 	lg := slogAdapter{q.opts.Log.With("component", "asynq")}
-	srv := asynq.NewServerFromRedisClient(q.rdb, asynq.Config{
+	srv := asynq.NewServer(q.connOpt, asynq.Config{
 		Concurrency:              q.opts.Concurrency,
 		Queues:                   map[string]int{"critical": 6, "default": 3, "low": 1},
 		Logger:                   lg,
@@ -153,7 +155,7 @@ func (q *Queue) NewWorker(schedules []Schedule) (*Worker, error) {
 		DelayedTaskCheckInterval: q.opts.PollInterval,
 		ShutdownTimeout:          10 * time.Second,
 	})
-	sched := asynq.NewSchedulerFromRedisClient(q.rdb, &asynq.SchedulerOpts{Logger: lg, LogLevel: asynq.WarnLevel, Location: time.UTC})
+	sched := asynq.NewScheduler(q.connOpt, &asynq.SchedulerOpts{Logger: lg, LogLevel: asynq.WarnLevel, Location: time.UTC})
 	for _, s := range schedules {
 		if _, err := sched.Register(s.Cron, s.Task, s.Opts...); err != nil {
 			return nil, fmt.Errorf("queue: schedule %s %q: %w", s.Task.Type(), s.Cron, err)
