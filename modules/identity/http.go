@@ -220,6 +220,15 @@ func (m *Module) login(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	// The organisation a request without X-Switchboard-Org lands in.
+	mships, err := m.svc.Memberships(c.UserContext(), st.User.ID)
+	if err != nil {
+		return err
+	}
+	if len(mships) > 0 {
+		d := mships[0]
+		st.Org = &tenant.Org{ID: d.OrgID, Kind: d.OrgKind, Name: d.OrgName, Status: d.OrgStatus}
+	}
 	return m.started(c, fiber.StatusOK, st)
 }
 
