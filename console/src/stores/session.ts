@@ -1,0 +1,76 @@
+import { computed, ref } from 'vue'
+import { defineStore } from 'pinia'
+import { api, bindApiContext, ProblemError } from '../api'
+import type { Me, SessionStart } from '../types'
+
+const ORG_KEY = 'switchboard.org'
+
+/** Who is logged in, in which organisation, and the CSRF token for writes. */
+export const useSessionStore = defineStore('session', () => {
+  const me = ref<Me | null>(null)
+  // The CSRF token lives only in memory: /me hands out a fresh one after a reload.
+  const csrfToken = ref<string | null>(null)
+  const orgId = ref<string | null>(localStorage.getItem(ORG_KEY))
+
+  bindApiContext({ csrfToken: () => csrfToken.value, orgId: () => orgId.value })
+
+  const loggedIn = computed(() => me.value !== null)
+
+  function rememberOrg(id: string | null): void {
+    orgId.value = id
+    if (id) localStorage.setItem(ORG_KEY, id)
+    else localStorage.removeItem(ORG_KEY)
+  }
+
+  /** Loads /me; answers null when nobody is logged in. */
+  async function loadMe(): Promise<Me | null> {
+    try {
+      const next = await api.me()
+      me.value = next
+      csrfToken.value = next.csrf_token
+      rememberOrg(next.current_org.id)
+      return next
+    } catch (err) {
+      if (!(err instanceof ProblemError)) throw err
+      if (err.status === 401) {
+        forget()
+        return null
+      }
+      // A remembered organisation the user no longer belongs to (or one left
+      // behind by another account on this browser): fall back to the default.
+      if ((err.status === 403 || err.status === 404) && orgId.value) {
+        rememberOrg(null)
+        return loadMe()
+      }
+      throw err
+    }
+  }
+
+  /** Takes the answer of signup, login or invitation accept, then loads the full picture. */
+  async function start(session: SessionStart): Promise<void> {
+    csrfToken.value = session.csrf_token
+    if (session.current_org) rememberOrg(session.current_org.id)
+    await loadMe()
+  }
+
+  async function switchOrg(id: string): Promise<void> {
+    rememberOrg(id)
+    await loadMe()
+  }
+
+  async function logout(): Promise<void> {
+    try {
+      await api.logout()
+    } finally {
+      forget()
+    }
+  }
+
+  /** Drops what we know about the user; the remembered organisation stays for their next login. */
+  function forget(): void {
+    me.value = null
+    csrfToken.value = null
+  }
+
+  return { me, orgId, loggedIn, loadMe, start, switchOrg, logout, forget }
+})
