@@ -256,7 +256,7 @@ func (m *Module) resendVerification(c *fiber.Ctx) error {
 	if err := m.svc.ResendVerification(c.UserContext(), a.UserID); err != nil {
 		return err
 	}
-	return c.SendStatus(fiber.StatusAccepted)
+	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"status": "queued"})
 }
 
 func (m *Module) requestReset(c *fiber.Ctx) error {
@@ -267,7 +267,7 @@ func (m *Module) requestReset(c *fiber.Ctx) error {
 	if err := m.svc.RequestPasswordReset(c.UserContext(), in.Email); err != nil {
 		return err
 	}
-	return c.SendStatus(fiber.StatusAccepted)
+	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"status": "queued"})
 }
 
 func (m *Module) confirmReset(c *fiber.Ctx) error {
