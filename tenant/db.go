@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"strings"
 	"sync"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+	"gorm.io/gorm/schema"
 )
 
 // ErrNoTenant is what a tenant-owned query without a tenant in its context gets: an error,
@@ -51,10 +53,10 @@ func New(g *gorm.DB, dialect Dialect, log *slog.Logger) (*DB, error) {
 		name string
 		err  error
 	}{
-		{"query", cb.Query().Before("gorm:query").Register("tenant:scope_query", d.scope)},
-		{"update", cb.Update().Before("gorm:update").Register("tenant:scope_update", d.scope)},
-		{"delete", cb.Delete().Before("gorm:delete").Register("tenant:scope_delete", d.scope)},
-		{"row", cb.Row().Before("gorm:row").Register("tenant:scope_row", d.scope)},
+		{"query", cb.Query().Before("gorm:query").Register("tenant:scope_query", d.scope(kindRead))},
+		{"update", cb.Update().Before("gorm:update").Register("tenant:scope_update", d.scope(kindUpdate))},
+		{"delete", cb.Delete().Before("gorm:delete").Register("tenant:scope_delete", d.scope(kindDelete))},
+		{"row", cb.Row().Before("gorm:row").Register("tenant:scope_row", d.scope(kindRead))},
 		{"create", cb.Create().Before("gorm:create").Register("tenant:stamp_create", d.stamp)},
 	} {
 		if reg.err != nil {
@@ -111,17 +113,43 @@ func (d *DB) isTenantTable(name string) bool {
 	return d.tenants[name]
 }
 
-func (d *DB) table(stmt *gorm.Statement) string {
-	if stmt.Schema != nil {
-		return stmt.Schema.Table
+// table returns the statement's table and the name to qualify its columns with. gorm keeps
+// the alias of Table("api_keys k") in Statement.Table and the real name only in TableExpr.
+func (d *DB) table(stmt *gorm.Statement) (name, qualifier string) {
+	if stmt.TableExpr != nil {
+		if f := strings.Fields(stmt.TableExpr.SQL); len(f) > 0 {
+			name = strings.Trim(f[0], "`\"")
+			qualifier = name
+			if len(f) > 1 && stmt.Table != "" {
+				qualifier = stmt.Table
+			}
+			return name, qualifier
+		}
 	}
-	return stmt.Table
+	if stmt.Schema != nil {
+		return stmt.Schema.Table, stmt.Schema.Table
+	}
+	return stmt.Table, stmt.Table
 }
 
-// scope adds "tenant_id = ?" to statements on tenant tables, or fails them.
-func (d *DB) scope(db *gorm.DB) {
+type stmtKind int
+
+const (
+	kindRead stmtKind = iota
+	kindUpdate
+	kindDelete
+)
+
+// scope adds "tenant_id = ?" to statements on tenant tables, or fails them. Updates may not
+// move a row to another tenant, and an update or delete must still say which rows it means:
+// the tenant filter alone does not turn "every row" into an acceptable target.
+func (d *DB) scope(kind stmtKind) func(*gorm.DB) {
+	return func(db *gorm.DB) { d.scopeStmt(db, kind) }
+}
+
+func (d *DB) scopeStmt(db *gorm.DB, kind stmtKind) {
 	stmt := db.Statement
-	table := d.table(stmt)
+	table, qualifier := d.table(stmt)
 	if table == "" || !d.isTenantTable(table) {
 		return
 	}
@@ -134,15 +162,103 @@ func (d *DB) scope(db *gorm.DB) {
 		_ = db.AddError(fmt.Errorf("%w (%s)", ErrNoTenant, table))
 		return
 	}
+	if kind != kindRead && !hasTarget(stmt) && !stmt.AllowGlobalUpdate {
+		_ = db.AddError(gorm.ErrMissingWhereClause)
+		return
+	}
+	if kind == kindUpdate {
+		if moved, ok := destTenant(stmt); ok && moved != id {
+			_ = db.AddError(fmt.Errorf("%w (%s)", ErrCrossTenant, table))
+			return
+		}
+	}
 	stmt.AddClause(clause.Where{Exprs: []clause.Expression{
-		clause.Eq{Column: clause.Column{Table: table, Name: "tenant_id"}, Value: id},
+		clause.Eq{Column: clause.Column{Table: qualifier, Name: "tenant_id"}, Value: id},
 	}})
+}
+
+// hasTarget reports whether an update or delete names its rows: a WHERE clause, or a model
+// value whose primary key gorm will turn into one.
+func hasTarget(stmt *gorm.Statement) bool {
+	if w, ok := stmt.Clauses["WHERE"]; ok {
+		if where, ok := w.Expression.(clause.Where); ok && len(where.Exprs) > 0 {
+			return true
+		}
+	}
+	if stmt.Schema == nil || !stmt.ReflectValue.IsValid() {
+		return false
+	}
+	rv := reflect.Indirect(stmt.ReflectValue)
+	switch rv.Kind() {
+	case reflect.Slice, reflect.Array:
+		return rv.Len() > 0
+	case reflect.Struct:
+		for _, f := range stmt.Schema.PrimaryFields {
+			if f.Name == "TenantID" {
+				continue
+			}
+			if _, zero := f.ValueOf(stmt.Context, rv); !zero {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// destTenant returns the tenant_id an update would write, if it writes one.
+func destTenant(stmt *gorm.Statement) (uuid.UUID, bool) {
+	return tenantIn(stmt.Context, stmt.Schema, stmt.Dest)
+}
+
+// tenantIn finds a tenant_id in a map or struct value about to be written.
+func tenantIn(ctx context.Context, sch *schema.Schema, v any) (uuid.UUID, bool) {
+	switch m := v.(type) {
+	case map[string]any:
+		for k, val := range m {
+			if k == "tenant_id" || k == "TenantID" {
+				return toUUID(val)
+			}
+		}
+		return uuid.Nil, false
+	}
+	if sch == nil || v == nil {
+		return uuid.Nil, false
+	}
+	rv := reflect.Indirect(reflect.ValueOf(v))
+	if rv.Kind() != reflect.Struct || rv.Type() != sch.ModelType {
+		return uuid.Nil, false
+	}
+	if f := sch.LookUpField("TenantID"); f != nil {
+		if val, zero := f.ValueOf(ctx, rv); !zero {
+			return toUUID(val)
+		}
+	}
+	return uuid.Nil, false
+}
+
+func toUUID(v any) (uuid.UUID, bool) {
+	switch x := v.(type) {
+	case uuid.UUID:
+		return x, true
+	case *uuid.UUID:
+		if x != nil {
+			return *x, true
+		}
+	case string:
+		if u, err := uuid.Parse(x); err == nil {
+			return u, true
+		}
+		return uuid.Max, true // unparseable: certainly not this tenant
+	case fmt.Stringer:
+		return toUUID(x.String())
+	}
+	return uuid.Max, true
 }
 
 // stamp fills TenantID on inserted rows from the context and refuses rows of another tenant.
 func (d *DB) stamp(db *gorm.DB) {
 	stmt := db.Statement
-	table := d.table(stmt)
+	table, _ := d.table(stmt)
 	if table == "" || !d.isTenantTable(table) {
 		return
 	}
@@ -152,8 +268,18 @@ func (d *DB) stamp(db *gorm.DB) {
 		_ = db.AddError(fmt.Errorf("%w (%s)", ErrNoTenant, table))
 		return
 	}
+	if rows, isMaps := mapRows(stmt.Dest); isMaps {
+		// A map insert is not stamped: it must name its tenant, and only the context's.
+		for _, r := range rows {
+			t, named := tenantIn(stmt.Context, nil, r)
+			if !platform && (!named || t != id) {
+				_ = db.AddError(fmt.Errorf("%w (%s)", ErrCrossTenant, table))
+				return
+			}
+		}
+		return
+	}
 	if stmt.Schema == nil {
-		// A map or raw insert: nothing to stamp; PostgreSQL's policy still checks the row.
 		return
 	}
 	field := stmt.Schema.LookUpField("TenantID")
@@ -187,21 +313,34 @@ func (d *DB) stamp(db *gorm.DB) {
 	}
 }
 
+func mapRows(dest any) ([]map[string]any, bool) {
+	switch m := dest.(type) {
+	case map[string]any:
+		return []map[string]any{m}, true
+	case []map[string]any:
+		return m, true
+	case *[]map[string]any:
+		return *m, true
+	}
+	return nil, false
+}
+
 // txKeyValue is the transaction riding a context, with the work to do once it has committed.
 type txKeyValue struct {
 	tx    *gorm.DB
-	after *[]func()
+	after *[]func(context.Context)
 }
 
 // AfterCommit runs fn once the transaction in ctx has committed (not at all if it rolls back),
 // or at once when ctx carries no transaction. Enqueueing a task or telling other nodes about a
-// change goes here, so nobody acts on a row that was never committed.
-func AfterCommit(ctx context.Context, fn func()) {
+// change goes here, so nobody acts on a row that was never committed. fn gets the context the
+// transaction was opened with: the transaction itself is over and must not be used.
+func AfterCommit(ctx context.Context, fn func(ctx context.Context)) {
 	if t, ok := ctx.Value(txKey).(txKeyValue); ok {
 		*t.after = append(*t.after, fn)
 		return
 	}
-	fn()
+	fn(ctx)
 }
 
 // Run calls fn with a handle for ctx: the transaction already in ctx, if any; otherwise on
@@ -230,7 +369,7 @@ func (d *DB) Tx(ctx context.Context, fn func(ctx context.Context) error) error {
 	if _, ok := ctx.Value(txKey).(txKeyValue); ok {
 		return fn(ctx)
 	}
-	var after []func()
+	var after []func(context.Context)
 	err := d.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if d.dialect == Postgres {
 			if err := setLocal(tx, ctx); err != nil {
@@ -243,7 +382,7 @@ func (d *DB) Tx(ctx context.Context, fn func(ctx context.Context) error) error {
 		return err
 	}
 	for _, f := range after {
-		f()
+		f(ctx)
 	}
 	return nil
 }

@@ -357,3 +357,34 @@ func nonNil(s []string) []string {
 	}
 	return s
 }
+
+// rolePermissions returns what a role of the organisation in ctx holds.
+func (s *Service) rolePermissions(ctx context.Context, role string) ([]string, error) {
+	if _, ok := Builtin(role); ok {
+		return s.cat.RolePermissions(role), nil
+	}
+	var row customRole
+	err := s.db.Run(ctx, func(tx *gorm.DB) error { return tx.Where("name = ?", role).Take(&row).Error })
+	if err != nil {
+		return nil, notFound(err)
+	}
+	r, err := row.toRole()
+	return r.Permissions, err
+}
+
+// CheckGrant refuses to let the actor in ctx hand out a role (to a member, an invitee or an
+// API key) that holds a permission the actor does not hold here: nobody can mint rights they
+// do not have.
+func (s *Service) CheckGrant(ctx context.Context, role string) error {
+	perms, err := s.rolePermissions(ctx, role)
+	if err != nil {
+		return err
+	}
+	held := s.Permissions(ctx)
+	for _, p := range perms {
+		if !slices.Contains(held, p) {
+			return fmt.Errorf("role %s holds %s, which you do not: %w", role, p, apperr.ErrForbidden)
+		}
+	}
+	return nil
+}

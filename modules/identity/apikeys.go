@@ -62,12 +62,8 @@ func (s *Service) CreateAPIKey(ctx context.Context, in APIKeyInput) (CreatedAPIK
 	if in.Role == access.TenantOwner {
 		return CreatedAPIKey{}, apperr.Invalid("role", "an API key cannot hold the owner role")
 	}
-	ok, err := s.access.RoleExists(ctx, in.Role)
-	if err != nil {
+	if err := s.checkGrant(ctx, in.Role); err != nil {
 		return CreatedAPIKey{}, err
-	}
-	if !ok {
-		return CreatedAPIKey{}, apperr.Invalid("role", "is not a role of this organisation")
 	}
 	key, secret := newAPIKey(org.ID)
 	k := APIKey{ID: ids.New(), Name: strings.TrimSpace(in.Name), Role: in.Role, Prefix: keyPrefix + "…" + secret[:6],

@@ -43,6 +43,32 @@ func (s *Service) RoleInUse(ctx context.Context, orgID uuid.UUID, role string) (
 	return n > 0, err
 }
 
+// checkGrant applies the rules for handing out a role: it must exist here, it may hold nothing
+// the actor lacks, and only an owner makes or unmakes owners.
+func (s *Service) checkGrant(ctx context.Context, role string) error {
+	ok, err := s.access.RoleExists(ctx, role)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return apperr.Invalid("role", "is not a role of this organisation")
+	}
+	if role == access.TenantOwner {
+		if err := ownerOnly(ctx); err != nil {
+			return err
+		}
+	}
+	return s.access.CheckGrant(ctx, role)
+}
+
+// ownerOnly refuses anyone but a user holding the owner role.
+func ownerOnly(ctx context.Context) error {
+	if a := tenant.ActorFrom(ctx); a.Kind != tenant.ActorUser || a.Role != access.TenantOwner {
+		return fmt.Errorf("only an owner can grant, change or remove the owner role: %w", apperr.ErrForbidden)
+	}
+	return nil
+}
+
 func mustOrg(ctx context.Context) (tenant.Org, error) {
 	org, ok := tenant.OrgFrom(ctx)
 	if !ok {
@@ -102,12 +128,8 @@ func (s *Service) UpdateMember(ctx context.Context, userID uuid.UUID, in MemberP
 		return Member{}, err
 	}
 	if in.Role != nil {
-		ok, err := s.access.RoleExists(ctx, *in.Role)
-		if err != nil {
+		if err := s.checkGrant(ctx, *in.Role); err != nil {
 			return Member{}, err
-		}
-		if !ok {
-			return Member{}, apperr.Invalid("role", "is not a role of this organisation")
 		}
 	}
 	var out Member
@@ -122,6 +144,11 @@ func (s *Service) UpdateMember(ctx context.Context, userID uuid.UUID, in MemberP
 		}
 		if in.Disabled != nil {
 			upd["status"] = map[bool]string{true: "disabled", false: "active"}[*in.Disabled]
+		}
+		if cur.Role == access.TenantOwner {
+			if err := ownerOnly(ctx); err != nil {
+				return err
+			}
 		}
 		losesOwner := cur.Role == access.TenantOwner && cur.Status == "active" &&
 			((in.Role != nil && *in.Role != access.TenantOwner) || (in.Disabled != nil && *in.Disabled))
@@ -184,6 +211,11 @@ func (s *Service) RemoveMember(ctx context.Context, userID uuid.UUID) error {
 		if err != nil {
 			return err
 		}
+		if cur.Role == access.TenantOwner {
+			if err := ownerOnly(ctx); err != nil {
+				return err
+			}
+		}
 		if cur.Role == access.TenantOwner && cur.Status == "active" {
 			if err := s.keepAnOwner(ctx, org.ID, userID); err != nil {
 				return err
@@ -231,17 +263,8 @@ func (s *Service) Invite(ctx context.Context, in InviteInput) (Invitation, error
 		return Invitation{}, err
 	}
 	email := NormalizeEmail(in.Email)
-	ok, err := s.access.RoleExists(ctx, in.Role)
-	if err != nil {
+	if err := s.checkGrant(ctx, in.Role); err != nil {
 		return Invitation{}, err
-	}
-	if !ok {
-		return Invitation{}, apperr.Invalid("role", "is not a role of this organisation")
-	}
-	if in.Role == access.TenantOwner || in.Role == access.PlatformAdmin {
-		if a := tenant.ActorFrom(ctx); a.Role != in.Role {
-			return Invitation{}, apperr.Invalid("role", "only an owner can invite another owner")
-		}
 	}
 	actor := tenant.ActorFrom(ctx)
 	now := s.now()

@@ -26,6 +26,8 @@ type Mailer interface {
 // Policies is what identity needs from access control.
 type Policies interface {
 	RoleExists(ctx context.Context, role string) (bool, error)
+	// CheckGrant refuses a role holding permissions the actor lacks.
+	CheckGrant(ctx context.Context, role string) error
 	PolicyChanged(ctx context.Context) error
 }
 
@@ -248,8 +250,10 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Started, error) {
 	return st, nil
 }
 
-// auditAccount records an account event in the platform's log. It never fails the request:
-// the event is about an attempt, not a change that must commit with it.
+// auditAccount records an account event in the platform's log, after the caller's transaction
+// commits (the event belongs to another organisation than any tenant the transaction is
+// scoped to, and is about an attempt that must be logged even when nothing changes). It never
+// fails the request.
 func (s *Service) auditAccount(ctx context.Context, action, email, reason string) {
 	if s.opts.PlatformOrg == nil {
 		return
@@ -259,9 +263,11 @@ func (s *Service) auditAccount(ctx context.Context, action, email, reason string
 	if reason != "" {
 		data["reason"] = reason
 	}
-	if err := s.db.Record(ctx, tenant.Audit{Action: action, ObjectType: "user", ObjectID: email, Data: data, OrgID: org}); err != nil {
-		s.log.ErrorContext(ctx, "audit account event", "action", action, "err", err)
-	}
+	tenant.AfterCommit(ctx, func(ctx context.Context) {
+		if err := s.db.Record(ctx, tenant.Audit{Action: action, ObjectType: "user", ObjectID: email, Data: data, OrgID: org}); err != nil {
+			s.log.ErrorContext(ctx, "audit account event", "action", action, "err", err)
+		}
+	})
 }
 
 // Logout ends the session with that cookie token.

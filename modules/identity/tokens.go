@@ -11,7 +11,6 @@ import (
 
 	"github.com/switchboard-cloud/switchboard/internal/apperr"
 	"github.com/switchboard-cloud/switchboard/internal/ids"
-	"github.com/switchboard-cloud/switchboard/tenant"
 )
 
 // mailTexts are the one-time-link mails in each console language.
@@ -107,7 +106,7 @@ func (s *Service) VerifyEmail(ctx context.Context, tok string) error {
 			if err := tx.Where("id = ?", uid).Take(&u).Error; err != nil {
 				return err
 			}
-			tenant.AfterCommit(ctx, func() { s.auditAccount(ctx, "auth.email_verified", u.Email, "") })
+			s.auditAccount(ctx, "auth.email_verified", u.Email, "")
 			return nil
 		})
 	})
@@ -147,7 +146,7 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string) error 
 		if err != nil {
 			return err
 		}
-		tenant.AfterCommit(ctx, func() { s.auditAccount(ctx, "auth.password_reset_requested", u.Email, "") })
+		s.auditAccount(ctx, "auth.password_reset_requested", u.Email, "")
 		tok, err := s.issueToken(ctx, u, purposeReset)
 		if err != nil {
 			return err
@@ -178,7 +177,7 @@ func (s *Service) ResetPassword(ctx context.Context, in ResetConfirm) error {
 		if err := s.db.Run(ctx, func(tx *gorm.DB) error { return tx.Model(&User{}).Where("id = ?", uid).Pluck("email", &email).Error }); err != nil {
 			return err
 		}
-		tenant.AfterCommit(ctx, func() { s.auditAccount(ctx, "auth.password_reset", email, "all sessions ended") })
+		s.auditAccount(ctx, "auth.password_reset", email, "all sessions ended")
 		if err := s.db.Run(ctx, func(tx *gorm.DB) error {
 			// Following the mailed link also proves the address.
 			return tx.Model(&User{}).Where("id = ?", uid).Updates(map[string]any{

@@ -89,7 +89,7 @@ func (o *Outbox) Send(ctx context.Context, to, subject, body string) error {
 	if err := o.db.Run(ctx, func(tx *gorm.DB) error { return tx.Create(&m).Error }); err != nil {
 		return fmt.Errorf("mail: queue: %w", err)
 	}
-	tenant.AfterCommit(ctx, func() {
+	tenant.AfterCommit(ctx, func(ctx context.Context) {
 		if err := o.enqueue(context.WithoutCancel(ctx), m.ID); err != nil {
 			o.log.WarnContext(ctx, "mail enqueue failed; the sweep will retry", "mail_id", m.ID, "err", err)
 		}
