@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
-	"gorm.io/gorm/schema"
 )
 
 // ErrNoTenant is what a tenant-owned query without a tenant in its context gets: an error,
@@ -118,7 +117,7 @@ func (d *DB) isTenantTable(name string) bool {
 func (d *DB) table(stmt *gorm.Statement) (name, qualifier string) {
 	if stmt.TableExpr != nil {
 		if f := strings.Fields(stmt.TableExpr.SQL); len(f) > 0 {
-			name = strings.Trim(f[0], "`\"")
+			name = bareName(f[0])
 			qualifier = name
 			if len(f) > 1 && stmt.Table != "" {
 				qualifier = stmt.Table
@@ -129,7 +128,14 @@ func (d *DB) table(stmt *gorm.Statement) (name, qualifier string) {
 	if stmt.Schema != nil {
 		return stmt.Schema.Table, stmt.Schema.Table
 	}
-	return stmt.Table, stmt.Table
+	name = bareName(stmt.Table)
+	return name, name
+}
+
+// bareName strips quotes and a schema from a table reference: `"public"."api_keys"` → api_keys.
+func bareName(ref string) string {
+	ref = strings.NewReplacer("`", "", `"`, "").Replace(ref)
+	return ref[strings.LastIndexByte(ref, '.')+1:]
 }
 
 type stmtKind int
@@ -207,11 +213,11 @@ func hasTarget(stmt *gorm.Statement) bool {
 
 // destTenant returns the tenant_id an update would write, if it writes one.
 func destTenant(stmt *gorm.Statement) (uuid.UUID, bool) {
-	return tenantIn(stmt.Context, stmt.Schema, stmt.Dest)
+	return tenantIn(stmt.Dest)
 }
 
 // tenantIn finds a tenant_id in a map or struct value about to be written.
-func tenantIn(ctx context.Context, sch *schema.Schema, v any) (uuid.UUID, bool) {
+func tenantIn(v any) (uuid.UUID, bool) {
 	switch m := v.(type) {
 	case map[string]any:
 		for k, val := range m {
@@ -221,17 +227,17 @@ func tenantIn(ctx context.Context, sch *schema.Schema, v any) (uuid.UUID, bool) 
 		}
 		return uuid.Nil, false
 	}
-	if sch == nil || v == nil {
+	if v == nil {
 		return uuid.Nil, false
 	}
+	// Any struct with a TenantID field, not only the model: Updates(patch{TenantID: other})
+	// would move the row just the same.
 	rv := reflect.Indirect(reflect.ValueOf(v))
-	if rv.Kind() != reflect.Struct || rv.Type() != sch.ModelType {
+	if rv.Kind() != reflect.Struct {
 		return uuid.Nil, false
 	}
-	if f := sch.LookUpField("TenantID"); f != nil {
-		if val, zero := f.ValueOf(ctx, rv); !zero {
-			return toUUID(val)
-		}
+	if f := rv.FieldByName("TenantID"); f.IsValid() && !f.IsZero() {
+		return toUUID(f.Interface())
 	}
 	return uuid.Nil, false
 }
@@ -271,7 +277,7 @@ func (d *DB) stamp(db *gorm.DB) {
 	if rows, isMaps := mapRows(stmt.Dest); isMaps {
 		// A map insert is not stamped: it must name its tenant, and only the context's.
 		for _, r := range rows {
-			t, named := tenantIn(stmt.Context, nil, r)
+			t, named := tenantIn(r)
 			if !platform && (!named || t != id) {
 				_ = db.AddError(fmt.Errorf("%w (%s)", ErrCrossTenant, table))
 				return

@@ -43,6 +43,12 @@ type PolicySource interface {
 // casbin enforcer that is never modified afterwards and swapped in atomically, so an Enforce
 // never sees a half-applied edit and never races a policy change; each snapshot memoises its
 // decisions, which are immutable for the snapshot's life.
+//
+// Decisions use casbin's role manager and policy index rather than evaluating the matcher
+// against every policy: for this model the matcher holds exactly when some role of sub in dom
+// (sub itself included, as g(x, x, d) holds) has a policy in dom or in "*" for obj and act.
+// That is a few hash lookups instead of a scan that costs milliseconds at 10,000 policies;
+// EnforceMatcher keeps casbin's own evaluation, and a test holds the two equal.
 type Enforcer struct {
 	src    PolicySource
 	log    *slog.Logger
@@ -98,9 +104,9 @@ func (e *Enforcer) Enforce(sub, dom, obj, act string) bool {
 	if v, ok := s.cache.Load(key); ok {
 		return v.(bool)
 	}
-	ok, err := s.e.Enforce(sub, dom, obj, act)
+	ok, err := decide(s.e, sub, dom, obj, act)
 	if err != nil {
-		e.log.Error("casbin enforce failed; denying", "err", err)
+		e.log.Error("access decision failed; denying", "err", err)
 		return false
 	}
 	if s.size.Load() < maxCached {
@@ -111,10 +117,40 @@ func (e *Enforcer) Enforce(sub, dom, obj, act string) bool {
 	return ok
 }
 
-// EnforceUncached is Enforce without the memo, for benchmarks and tests of the model itself.
+// EnforceUncached is Enforce without the memo (benchmarks).
 func (e *Enforcer) EnforceUncached(sub, dom, obj, act string) bool {
+	ok, err := decide(e.cur.Load().e, sub, dom, obj, act)
+	return err == nil && ok
+}
+
+// EnforceMatcher decides with casbin's matcher evaluation over every policy: the reference
+// the fast path is tested against. Too slow for requests at scale.
+func (e *Enforcer) EnforceMatcher(sub, dom, obj, act string) bool {
 	ok, err := e.cur.Load().e.Enforce(sub, dom, obj, act)
 	return err == nil && ok
+}
+
+// decide answers the model's matcher through casbin's indexes.
+func decide(ce *casbin.Enforcer, sub, dom, obj, act string) (bool, error) {
+	roles, err := ce.GetImplicitRolesForUser(sub, dom)
+	if err != nil {
+		return false, err
+	}
+	m := ce.GetModel()
+	rule := []string{"", "", obj, act}
+	for i := -1; i < len(roles); i++ {
+		rule[0] = sub
+		if i >= 0 {
+			rule[0] = roles[i]
+		}
+		for _, d := range [...]string{dom, "*"} {
+			rule[1] = d
+			if ok, err := m.HasPolicy("p", "p", rule); err != nil || ok {
+				return ok, err
+			}
+		}
+	}
+	return false, nil
 }
 
 // RolesIn returns the roles sub holds in dom.

@@ -1,0 +1,323 @@
+package tenant_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/switchboard-cloud/switchboard/app/apptest"
+	"github.com/switchboard-cloud/switchboard/tenant"
+)
+
+// rlsTables are the tenant tables of the foundation migration; the test also finds every table
+// with a tenant_id column in the catalogue and checks those.
+var rlsTables = []string{"api_keys", "invitations", "roles", "audit_events"}
+
+// TestRowLevelSecurity is the PostgreSQL acceptance test of the second wall (DESIGN rule 1):
+// connected as the application's role with raw SQL, outside the gorm callbacks, a transaction
+// sees and changes only the rows of the tenant named by SET LOCAL app.tenant_id, and none
+// without one.
+func TestRowLevelSecurity(t *testing.T) {
+	e := apptest.New(t, tenant.Postgres) // skips without TEST_DATABASE_URL
+	ctx := context.Background()
+	acme, globex := e.Acme.ID.String(), e.Globex.ID.String()
+
+	// Rows in every tenant table for both tenants, through the API: an API key, an invitation
+	// and a custom role each (and the audit events those write).
+	for _, owner := range []string{"owner@acme.test", "owner@globex.test"} {
+		c := e.Login(owner)
+		c.Do("POST", "/api/v1/api-keys", map[string]any{"name": "rls", "role": "agent"}).Want(201)
+		c.Do("POST", "/api/v1/invitations", map[string]any{"email": "rls-" + strings.Split(owner, "@")[1] + "@example.com", "role": "agent"}).Want(201)
+		c.Do("POST", "/api/v1/roles", map[string]any{"name": "rls_role", "permissions": []string{"members:read"}}).Want(201)
+	}
+
+	// The ground truth, read by the owner (the test's superuser, which RLS does not bind).
+	owner := openPG(t, e.App.Cfg.MigrateDatabaseURL)
+	truth := map[string]map[string]int{} // table → tenant → rows
+	for _, table := range rlsTables {
+		truth[table] = map[string]int{}
+		rows, err := owner.QueryContext(ctx, `SELECT tenant_id::text, count(*) FROM `+table+` GROUP BY 1`)
+		must(t, err)
+		for rows.Next() {
+			var tid string
+			var n int
+			must(t, rows.Scan(&tid, &n))
+			truth[table][tid] = n
+		}
+		must(t, rows.Err())
+		rows.Close()
+		if truth[table][acme] == 0 || truth[table][globex] == 0 {
+			t.Fatalf("%s: fixture rows acme=%d globex=%d; want both > 0", table, truth[table][acme], truth[table][globex])
+		}
+	}
+
+	if e.App.Cfg.DatabaseURL == e.App.Cfg.MigrateDatabaseURL {
+		t.Fatal("the app connects with the owner's URL")
+	}
+	appDB := openPG(t, e.App.Cfg.DatabaseURL)
+
+	t.Run("no tenant set sees no rows", func(t *testing.T) {
+		conn, err := appDB.Conn(ctx) // a fresh session: app.tenant_id was never set in it
+		must(t, err)
+		defer conn.Close()
+		check := func(when string) {
+			inTx(t, conn, "", func(tx *sql.Tx) {
+				for _, table := range rlsTables {
+					if n := count(t, tx, `SELECT count(*) FROM `+table); n != 0 {
+						t.Errorf("%s: SELECT from %s returns %d rows with no tenant set", when, table, n)
+					}
+				}
+			})
+		}
+		check("fresh session")
+		// After a transaction that set a tenant, the setting is gone (SET LOCAL), not kept.
+		inTx(t, conn, acme, func(tx *sql.Tx) {
+			if n := count(t, tx, `SELECT count(*) FROM api_keys`); n == 0 {
+				t.Error("Acme's transaction sees no keys")
+			}
+		})
+		check("after a tenant transaction")
+		// An empty setting is no tenant either.
+		inTx(t, conn, "", func(tx *sql.Tx) {
+			mustExec(t, tx, `SET LOCAL app.tenant_id = ''`)
+			if n := count(t, tx, `SELECT count(*) FROM api_keys`); n != 0 {
+				t.Errorf("empty app.tenant_id sees %d keys", n)
+			}
+		})
+	})
+
+	t.Run("tenant set sees exactly its rows", func(t *testing.T) {
+		for _, tid := range []string{acme, globex} {
+			inTx(t, appDB, tid, func(tx *sql.Tx) {
+				for _, table := range rlsTables {
+					n := count(t, tx, `SELECT count(*) FROM `+table)
+					foreign := count(t, tx, `SELECT count(*) FROM `+table+` WHERE tenant_id <> $1`, tid)
+					if n == 0 || n != truth[table][tid] || foreign != 0 {
+						t.Errorf("%s as %s: %d rows (%d of other tenants); want exactly its %d", table, tid, n, foreign, truth[table][tid])
+					}
+				}
+			})
+		}
+	})
+
+	inserts := map[string]string{
+		"api_keys":     `INSERT INTO api_keys (tenant_id, id, name, role, prefix, key_hash, created_at) VALUES ($1, gen_random_uuid(), 'planted', 'tenant_admin', 'sbk_x', gen_random_uuid()::text, now())`,
+		"invitations":  `INSERT INTO invitations (tenant_id, id, email, role, token_hash, expires_at, created_at) VALUES ($1, gen_random_uuid(), 'planted@example.com', 'tenant_owner', gen_random_uuid()::text, now() + interval '1 day', now())`,
+		"roles":        `INSERT INTO roles (tenant_id, name, permissions, created_at, updated_at) VALUES ($1, 'planted', '["members:write"]', now(), now())`,
+		"audit_events": `INSERT INTO audit_events (tenant_id, id, actor_kind, action, created_at) VALUES ($1, gen_random_uuid(), 'system', 'planted', now())`,
+	}
+
+	t.Run("insert for another tenant is refused", func(t *testing.T) {
+		for _, table := range rlsTables {
+			inTx(t, appDB, acme, func(tx *sql.Tx) {
+				// The same statement for the tenant that is set works: the refusal below is RLS.
+				if _, err := tx.ExecContext(ctx, inserts[table], acme); err != nil {
+					t.Errorf("%s: Acme inserting its own row: %v", table, err)
+				}
+			})
+			inTx(t, appDB, acme, func(tx *sql.Tx) {
+				_, err := tx.ExecContext(ctx, inserts[table], globex)
+				if !isPG(err, "42501", "row-level security") {
+					t.Errorf("%s: inserting a Globex row with Acme set: err = %v; want a row-level security violation", table, err)
+				}
+			})
+			inTx(t, appDB, "", func(tx *sql.Tx) {
+				_, err := tx.ExecContext(ctx, inserts[table], globex)
+				if !isPG(err, "42501", "row-level security") {
+					t.Errorf("%s: inserting a row with no tenant set: err = %v; want a row-level security violation", table, err)
+				}
+			})
+		}
+	})
+
+	t.Run("update and delete of another tenant's rows affect none", func(t *testing.T) {
+		updates := map[string]string{
+			"api_keys":    `UPDATE api_keys SET name = 'pwned', role = 'tenant_admin' WHERE tenant_id = $1`,
+			"invitations": `UPDATE invitations SET status = 'revoked' WHERE tenant_id = $1`,
+			"roles":       `UPDATE roles SET permissions = '["members:write"]' WHERE tenant_id = $1`,
+		}
+		for table, upd := range updates {
+			inTx(t, appDB, acme, func(tx *sql.Tx) {
+				if n := affected(t, tx, upd, globex); n != 0 {
+					t.Errorf("%s: UPDATE of Globex rows with Acme set affected %d", table, n)
+				}
+				if n := affected(t, tx, `DELETE FROM `+table+` WHERE tenant_id = $1`, globex); n != 0 {
+					t.Errorf("%s: DELETE of Globex rows with Acme set affected %d", table, n)
+				}
+				if n := affected(t, tx, `DELETE FROM `+table); n != int64(truth[table][acme]) {
+					t.Errorf("%s: unconditioned DELETE with Acme set affected %d; want Acme's %d only", table, n, truth[table][acme])
+				}
+			})
+			// Moving one's own row into another tenant is refused by WITH CHECK.
+			inTx(t, appDB, acme, func(tx *sql.Tx) {
+				_, err := tx.ExecContext(ctx, `UPDATE `+table+` SET tenant_id = $1`, globex)
+				if !isPG(err, "42501", "row-level security") {
+					t.Errorf("%s: moving Acme's rows to Globex: err = %v; want a row-level security violation", table, err)
+				}
+			})
+		}
+		// Everything above was rolled back; the owner still sees every row.
+		for _, table := range rlsTables {
+			if n := count(t, owner, `SELECT count(*) FROM `+table+` WHERE tenant_id = $1`, globex); n != truth[table][globex] {
+				t.Errorf("%s: Globex has %d rows, had %d", table, n, truth[table][globex])
+			}
+		}
+	})
+
+	t.Run("audit log is append-only for the app role", func(t *testing.T) {
+		for _, setting := range []string{acme, "platform"} {
+			for _, q := range []string{
+				`UPDATE audit_events SET action = 'forged' WHERE tenant_id = '` + acme + `'`,
+				`DELETE FROM audit_events WHERE tenant_id = '` + acme + `'`,
+			} {
+				inTx(t, appDB, setting, func(tx *sql.Tx) {
+					_, err := tx.ExecContext(ctx, q)
+					if !isPG(err, "42501", "permission denied") {
+						t.Errorf("%s with %s set: err = %v; want permission denied", q, setting, err)
+					}
+				})
+			}
+		}
+	})
+
+	t.Run("app role owns nothing and cannot bypass RLS", func(t *testing.T) {
+		var user string
+		var super, bypass bool
+		must(t, appDB.QueryRowContext(ctx, `SELECT current_user, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user`).Scan(&user, &super, &bypass))
+		if super || bypass {
+			t.Errorf("app role %s: superuser=%v bypassrls=%v; want neither", user, super, bypass)
+		}
+		rows, err := appDB.QueryContext(ctx, `SELECT tablename FROM pg_tables WHERE tableowner = current_user`)
+		must(t, err)
+		for rows.Next() {
+			var name string
+			must(t, rows.Scan(&name))
+			t.Errorf("app role %s owns table %s", user, name)
+		}
+		must(t, rows.Err())
+		rows.Close()
+		if n := count(t, appDB, `SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()`); n < 10 {
+			t.Errorf("only %d tables in the schema; the owner check above looked at too little", n)
+		}
+	})
+
+	t.Run("every tenant table forces row-level security", func(t *testing.T) {
+		rows, err := appDB.QueryContext(ctx, `
+			SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
+			       (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid)
+			FROM pg_class c
+			JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
+			JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+			WHERE c.relkind IN ('r', 'p')
+			ORDER BY 1`)
+		must(t, err)
+		var found []string
+		for rows.Next() {
+			var name string
+			var rls, force bool
+			var policies int
+			must(t, rows.Scan(&name, &rls, &force, &policies))
+			found = append(found, name)
+			if !rls || !force || policies == 0 {
+				t.Errorf("tenant table %s: relrowsecurity=%v relforcerowsecurity=%v policies=%d; want true, true, ≥1", name, rls, force, policies)
+			}
+		}
+		must(t, rows.Err())
+		rows.Close()
+		for _, want := range rlsTables {
+			if !slices.Contains(found, want) {
+				t.Errorf("tenant tables in the catalogue %v lack %s", found, want)
+			}
+		}
+		known := e.App.DB.TenantTables()
+		sort.Strings(known)
+		if !slices.Equal(found, known) {
+			t.Errorf("the catalogue's tenant tables %v differ from the handle's %v", found, known)
+		}
+	})
+
+	t.Run("platform setting crosses tenants on purpose", func(t *testing.T) {
+		inTx(t, appDB, "platform", func(tx *sql.Tx) {
+			for _, table := range rlsTables {
+				if n := count(t, tx, `SELECT count(DISTINCT tenant_id) FROM `+table+` WHERE tenant_id IN ($1, $2)`, acme, globex); n != 2 {
+					t.Errorf("%s with app.platform on sees %d of the two tenants", table, n)
+				}
+			}
+		})
+	})
+}
+
+func openPG(t *testing.T, url string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("pgx", url)
+	must(t, err)
+	t.Cleanup(func() { db.Close() })
+	must(t, db.Ping())
+	return db
+}
+
+type beginner interface {
+	BeginTx(context.Context, *sql.TxOptions) (*sql.Tx, error)
+}
+
+// inTx runs fn in a transaction that is always rolled back. setting is a tenant id for
+// SET LOCAL app.tenant_id, "platform" for SET LOCAL app.platform = 'on', or empty for neither.
+func inTx(t *testing.T, db beginner, setting string, fn func(tx *sql.Tx)) {
+	t.Helper()
+	tx, err := db.BeginTx(context.Background(), nil)
+	must(t, err)
+	defer func() { _ = tx.Rollback() }()
+	switch setting {
+	case "":
+	case "platform":
+		mustExec(t, tx, `SET LOCAL app.platform = 'on'`)
+	default:
+		// A uuid.String() is safe to put in the statement; SET takes no parameters.
+		mustExec(t, tx, fmt.Sprintf(`SET LOCAL app.tenant_id = '%s'`, setting))
+	}
+	fn(tx)
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func count(t *testing.T, q querier, query string, args ...any) int {
+	t.Helper()
+	var n int
+	must(t, q.QueryRowContext(context.Background(), query, args...).Scan(&n))
+	return n
+}
+
+func mustExec(t *testing.T, tx *sql.Tx, q string, args ...any) {
+	t.Helper()
+	if _, err := tx.ExecContext(context.Background(), q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+func affected(t *testing.T, tx *sql.Tx, q string, args ...any) int64 {
+	t.Helper()
+	res, err := tx.ExecContext(context.Background(), q, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	n, err := res.RowsAffected()
+	must(t, err)
+	return n
+}
+
+// isPG reports whether err is a PostgreSQL error with the SQLSTATE code whose message contains
+// part.
+func isPG(err error, code, part string) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == code && strings.Contains(pe.Message, part)
+}
