@@ -114,6 +114,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		return nil, err
 	}
 	grants.GrantSource = a.Identity
+	a.DB.OnOrgChange(func(uuid.UUID) {
+		a.Identity.ForgetSessions()
+		a.publishPolicyChange(context.Background())
+	})
 	if _, err := a.Access.Start(ctx, log, a.publishPolicyChange); err != nil {
 		return nil, err
 	}
@@ -220,6 +224,7 @@ func (a *App) StartSync(ctx context.Context) {
 			case <-ch:
 			case <-tick.C:
 			}
+			a.Identity.ForgetSessions()
 			if err := a.Access.Enforcer().Reload(ctx); err != nil && ctx.Err() == nil {
 				a.Log.ErrorContext(ctx, "reload access policies", "err", err)
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 
@@ -39,8 +40,28 @@ type DB struct {
 	dialect Dialect
 	log     *slog.Logger
 
-	mu      sync.RWMutex
-	tenants map[string]bool // tables with a tenant_id column
+	mu        sync.RWMutex
+	tenants   map[string]bool // tables with a tenant_id column
+	listeners []func(orgID uuid.UUID)
+}
+
+// OnOrgChange registers fn to be told, after commit, that an organisation changed (status):
+// caches holding organisation state use it.
+func (d *DB) OnOrgChange(fn func(orgID uuid.UUID)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.listeners = append(d.listeners, fn)
+}
+
+func (d *DB) orgChanged(ctx context.Context, id uuid.UUID) {
+	d.mu.RLock()
+	ls := slices.Clone(d.listeners)
+	d.mu.RUnlock()
+	AfterCommit(ctx, func(context.Context) {
+		for _, f := range ls {
+			f(id)
+		}
+	})
 }
 
 // New wraps an open gorm handle and installs the tenant scoping callbacks on it. Call Refresh
@@ -132,9 +153,11 @@ func (d *DB) table(stmt *gorm.Statement) (name, qualifier string) {
 	return name, name
 }
 
+var unquote = strings.NewReplacer("`", "", `"`, "")
+
 // bareName strips quotes and a schema from a table reference: `"public"."api_keys"` → api_keys.
 func bareName(ref string) string {
-	ref = strings.NewReplacer("`", "", `"`, "").Replace(ref)
+	ref = unquote.Replace(ref)
 	return ref[strings.LastIndexByte(ref, '.')+1:]
 }
 
@@ -364,6 +387,18 @@ func (d *DB) Run(ctx context.Context, fn func(tx *gorm.DB) error) error {
 		return d.Tx(ctx, func(ctx context.Context) error {
 			return fn(ctx.Value(txKey).(txKeyValue).tx.WithContext(ctx))
 		})
+	}
+	return fn(d.gorm.WithContext(ctx))
+}
+
+// Global calls fn for statements on global tables only (orgs, users, memberships, sessions):
+// it joins the transaction in ctx if there is one, and otherwise uses the plain handle even when
+// ctx names a tenant, saving PostgreSQL the transaction and tenant setting that RLS would
+// need. A tenant table touched by mistake is still filtered by the callbacks, and on
+// PostgreSQL shows no rows, since no tenant is set.
+func (d *DB) Global(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	if t, ok := ctx.Value(txKey).(txKeyValue); ok {
+		return fn(t.tx.WithContext(ctx))
 	}
 	return fn(d.gorm.WithContext(ctx))
 }

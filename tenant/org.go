@@ -122,6 +122,7 @@ func (d *DB) Transition(ctx context.Context, orgID uuid.UUID, to Status, reason 
 				return err
 			}
 			org.Status, org.StatusChangedAt = to, now
+			d.orgChanged(ctx, orgID)
 			return d.Record(WithOrg(ctx, org), Audit{Action: "tenant.status_changed", ObjectType: "org", ObjectID: orgID.String(),
 				Data: map[string]any{"from": from, "to": to, "reason": reason}})
 		})

@@ -66,6 +66,9 @@ func Open(opts Options) (*gorm.DB, tenant.Dialect, error) {
 	if err := os.MkdirAll(filepath.Dir(opts.SQLitePath), 0o700); err != nil {
 		return nil, "", fmt.Errorf("db: create data dir: %w", err)
 	}
+	// The pure-Go SQLite driver parses every statement anew; gorm's statement cache saves
+	// that. (pgx caches prepared statements itself, so PostgreSQL does without.)
+	gcfg.PrepareStmt = true
 	g, err := gorm.Open(sqlite.Open(SQLiteDSN(opts.SQLitePath)), gcfg)
 	if err != nil {
 		return nil, "", fmt.Errorf("db: open sqlite %s: %w", opts.SQLitePath, err)

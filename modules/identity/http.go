@@ -119,10 +119,7 @@ func (m *Module) Authenticate() fiber.Handler {
 			c.Locals(access.AuthErrorKey, fmt.Errorf("missing or invalid %s header: %w", HeaderCSRF, apperr.ErrForbidden))
 			return c.Next()
 		}
-		mships, err := m.svc.Memberships(ctx, au.User.ID)
-		if err != nil {
-			return err
-		}
+		mships := au.Memberships
 		c.Locals(membershipsKey, mships)
 		c.Locals(csrfKey, au.CSRFToken)
 		a := withUser(base, au.User)

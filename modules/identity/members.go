@@ -84,7 +84,7 @@ func (s *Service) ListMembers(ctx context.Context, p httpx.PageParams) (httpx.Li
 		return httpx.List[Member]{}, err
 	}
 	var rows []Member
-	err = s.db.Run(ctx, func(tx *gorm.DB) error {
+	err = s.db.Global(ctx, func(tx *gorm.DB) error {
 		q := tx.Table("memberships m").
 			Select("m.user_id, u.email, u.name, m.role, m.status, m.created_at AS joined_at").
 			Joins("JOIN users u ON u.id = m.user_id").
@@ -182,6 +182,7 @@ func (s *Service) UpdateMember(ctx context.Context, userID uuid.UUID, in MemberP
 	if err != nil {
 		return Member{}, err
 	}
+	s.ForgetSessions()
 	return out, s.access.PolicyChanged(ctx)
 }
 
@@ -234,6 +235,7 @@ func (s *Service) RemoveMember(ctx context.Context, userID uuid.UUID) error {
 	if err != nil {
 		return err
 	}
+	s.ForgetSessions()
 	return s.access.PolicyChanged(ctx)
 }
 
@@ -468,11 +470,13 @@ func (s *Service) AcceptInvitation(ctx context.Context, tok string, in AcceptInp
 		return Started{}, err
 	}
 	st.Org = &org
+	s.ForgetSessions()
 	return st, s.access.PolicyChanged(ctx)
 }
 
 // AddMember grants a role to an existing user directly (demo data and platform tooling).
 func (s *Service) AddMember(ctx context.Context, orgID, userID uuid.UUID, role string) error {
+	s.changed(ctx)
 	now := time.Now().UTC()
 	m := Membership{OrgID: orgID, UserID: userID, Role: role, Status: "active", CreatedAt: now, UpdatedAt: now}
 	return s.db.Run(ctx, func(tx *gorm.DB) error {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -53,6 +54,60 @@ type Service struct {
 	opts   Options
 	// dummyHash is compared against when the email is unknown, so both failures take as long.
 	dummyHash string
+	sessions  sessionCache
+}
+
+// sessionCacheTTL bounds how long another node may act on a session, user or membership that
+// changed when the change notice did not reach it; this node forgets at once.
+const sessionCacheTTL = 2 * time.Second
+
+// sessionCache keeps what SessionUser found, briefly: it runs on every console request, and the
+// join it makes is the dearest query of a request on the embedded SQLite.
+type sessionCache struct {
+	mu  sync.RWMutex
+	m   map[string]cachedSession
+	gen uint64 // bumped by every forget, so a lookup that raced a change is not kept
+}
+
+type cachedSession struct {
+	a   Authenticated
+	exp time.Time
+}
+
+func (c *sessionCache) get(key string, now time.Time) (Authenticated, uint64, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	e, ok := c.m[key]
+	if !ok || now.After(e.exp) {
+		return Authenticated{}, c.gen, false
+	}
+	return e.a, c.gen, true
+}
+
+func (c *sessionCache) put(key string, a Authenticated, now time.Time, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if c.m == nil || len(c.m) > 100_000 {
+		c.m = map[string]cachedSession{}
+	}
+	c.m[key] = cachedSession{a: a, exp: now.Add(sessionCacheTTL)}
+}
+
+// ForgetSessions drops every cached session. Identity calls it after its own changes; the app
+// calls it when another node reports one and when an organisation's status changes.
+func (s *Service) ForgetSessions() {
+	s.sessions.mu.Lock()
+	s.sessions.m = nil
+	s.sessions.gen++
+	s.sessions.mu.Unlock()
+}
+
+// changed forgets cached sessions once ctx's transaction has committed.
+func (s *Service) changed(ctx context.Context) {
+	tenant.AfterCommit(ctx, func(context.Context) { s.ForgetSessions() })
 }
 
 // NewService returns the identity service.
@@ -148,6 +203,7 @@ func (s *Service) Signup(ctx context.Context, in SignupInput) (Started, error) {
 		return Started{}, err
 	}
 	st.Org = &org
+	s.ForgetSessions()
 	return st, s.access.PolicyChanged(ctx)
 }
 
@@ -275,67 +331,96 @@ func (s *Service) Logout(ctx context.Context, token string) error {
 	if err := s.db.Run(ctx, func(tx *gorm.DB) error { return tx.Where("id = ?", ids.Hash(token)).Delete(&session{}).Error }); err != nil {
 		return err
 	}
+	s.ForgetSessions()
 	s.auditAccount(ctx, "auth.logout", tenant.ActorFrom(ctx).Email, "")
 	return nil
 }
 
-// Authenticated is the user behind a valid session.
+// Authenticated is the user behind a valid session, with their active memberships.
 type Authenticated struct {
-	User      User
-	CSRFToken string
+	User        User
+	CSRFToken   string
+	Memberships []MembershipView
 }
 
-// SessionUser returns the user of a live session; an expired or unknown token, or a disabled
-// user, is ErrUnauthenticated.
+// membershipOrder puts tenants first, then vendors, then the platform: the first one is where a
+// request without X-Switchboard-Org lands.
+const membershipOrder = "CASE o.kind WHEN 'tenant' THEN 0 WHEN 'vendor' THEN 1 ELSE 2 END, m.created_at"
+
+// SessionUser returns the user of a live session and their memberships, in one query (this
+// runs on every console request); an expired or unknown token, or a disabled user, is
+// ErrUnauthenticated.
 func (s *Service) SessionUser(ctx context.Context, token string) (Authenticated, error) {
-	var row struct {
+	now := s.now()
+	key := ids.Hash(token)
+	cached, gen, ok := s.sessions.get(key, now)
+	if ok {
+		return cached, nil
+	}
+	var rows []struct {
 		SessionID  string
 		CSRFToken  string
 		LastSeenAt time.Time
 		User
+		OrgID     *uuid.UUID
+		OrgKind   *tenant.Kind
+		OrgName   *string
+		OrgStatus *tenant.Status
+		OrgLocale *string
+		Role      *string
 	}
-	now := s.now()
-	err := s.db.Run(ctx, func(tx *gorm.DB) error {
-		return tx.Table("sessions").
-			Select(`sessions.id AS session_id, sessions.csrf_token AS csrf_token, sessions.last_seen_at AS last_seen_at,
-				users.id, users.email, users.name, users.locale, users.email_verified_at, users.disabled_at, users.created_at`).
-			Joins("JOIN users ON users.id = sessions.user_id").
-			Where("sessions.id = ? AND sessions.expires_at > ?", ids.Hash(token), now).
-			Take(&row).Error
+	err := s.db.Global(ctx, func(tx *gorm.DB) error {
+		return tx.Table("sessions s").
+			Select(`s.id AS session_id, s.csrf_token AS csrf_token, s.last_seen_at AS last_seen_at,
+				u.id, u.email, u.name, u.locale, u.email_verified_at, u.disabled_at, u.created_at,
+				m.org_id, o.kind AS org_kind, o.name AS org_name, o.status AS org_status, o.locale AS org_locale, m.role`).
+			Joins("JOIN users u ON u.id = s.user_id").
+			Joins("LEFT JOIN memberships m ON m.user_id = u.id AND m.status = 'active'").
+			Joins("LEFT JOIN orgs o ON o.id = m.org_id").
+			Where("s.id = ? AND s.expires_at > ?", key, now).
+			Order(membershipOrder).
+			Scan(&rows).Error
 	})
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return Authenticated{}, apperr.ErrUnauthenticated
-	}
 	if err != nil {
 		return Authenticated{}, fmt.Errorf("look up session: %w", err)
 	}
-	if row.DisabledAt != nil || row.CSRFToken == "" {
+	if len(rows) == 0 || rows[0].DisabledAt != nil || rows[0].CSRFToken == "" {
 		return Authenticated{}, apperr.ErrUnauthenticated
 	}
+	r0 := rows[0]
+	out := Authenticated{User: r0.User, CSRFToken: r0.CSRFToken, Memberships: []MembershipView{}}
+	for _, r := range rows {
+		if r.OrgID != nil && r.OrgKind != nil {
+			out.Memberships = append(out.Memberships, MembershipView{OrgID: *r.OrgID, OrgKind: *r.OrgKind, OrgName: *r.OrgName,
+				OrgStatus: *r.OrgStatus, OrgLocale: *r.OrgLocale, Role: *r.Role})
+		}
+	}
 	// Sliding expiry, written at most once a minute per session.
-	if now.Sub(row.LastSeenAt) > time.Minute {
-		_ = s.db.Run(ctx, func(tx *gorm.DB) error {
-			return tx.Model(&session{}).Where("id = ?", row.SessionID).
+	if now.Sub(r0.LastSeenAt) > time.Minute {
+		_ = s.db.Global(ctx, func(tx *gorm.DB) error {
+			return tx.Model(&session{}).Where("id = ?", r0.SessionID).
 				Updates(map[string]any{"last_seen_at": now, "expires_at": now.Add(s.opts.SessionTTL)}).Error
 		})
 	}
-	return Authenticated{User: row.User, CSRFToken: row.CSRFToken}, nil
+	s.sessions.put(key, out, now, gen)
+	return out, nil
 }
 
 // endSessions logs a user out everywhere.
 func (s *Service) endSessions(ctx context.Context, userID uuid.UUID) error {
+	s.changed(ctx)
 	return s.db.Run(ctx, func(tx *gorm.DB) error { return tx.Where("user_id = ?", userID).Delete(&session{}).Error })
 }
 
 // Memberships lists the user's active memberships with their organisations.
 func (s *Service) Memberships(ctx context.Context, userID uuid.UUID) ([]MembershipView, error) {
 	var out []MembershipView
-	err := s.db.Run(ctx, func(tx *gorm.DB) error {
+	err := s.db.Global(ctx, func(tx *gorm.DB) error {
 		return tx.Table("memberships m").
 			Select("m.org_id, o.kind AS org_kind, o.name AS org_name, o.status AS org_status, o.locale AS org_locale, m.role").
 			Joins("JOIN orgs o ON o.id = m.org_id").
 			Where("m.user_id = ? AND m.status = ?", userID, "active").
-			Order("CASE o.kind WHEN 'tenant' THEN 0 WHEN 'vendor' THEN 1 ELSE 2 END, m.created_at").
+			Order(membershipOrder).
 			Scan(&out).Error
 	})
 	if err != nil {
@@ -369,6 +454,7 @@ func (s *Service) UpdateMe(ctx context.Context, userID uuid.UUID, in UpdateProfi
 	if in.Locale != nil {
 		upd["locale"] = *in.Locale
 	}
+	s.changed(ctx)
 	return s.db.Run(ctx, func(tx *gorm.DB) error { return tx.Model(&User{}).Where("id = ?", userID).Updates(upd).Error })
 }
 

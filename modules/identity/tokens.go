@@ -106,6 +106,7 @@ func (s *Service) VerifyEmail(ctx context.Context, tok string) error {
 			if err := tx.Where("id = ?", uid).Take(&u).Error; err != nil {
 				return err
 			}
+			s.changed(ctx)
 			s.auditAccount(ctx, "auth.email_verified", u.Email, "")
 			return nil
 		})
