@@ -116,6 +116,7 @@ func (s *Service) RevokeAPIKey(ctx context.Context, id uuid.UUID) error {
 		if k.RevokedAt != nil {
 			return nil
 		}
+		s.changed(ctx)
 		if err := s.db.Run(ctx, func(tx *gorm.DB) error {
 			return tx.Model(&APIKey{}).Where("id = ?", id).Update("revoked_at", s.now()).Error
 		}); err != nil {
@@ -137,6 +138,12 @@ func (s *Service) AuthenticateKey(ctx context.Context, key string) (KeyPrincipal
 	if !ok {
 		return KeyPrincipal{}, fmt.Errorf("malformed API key: %w", apperr.ErrUnauthenticated)
 	}
+	hash := ids.Hash(key)
+	now := s.now()
+	p, gen, hit := s.keys.get(hash, now)
+	if hit {
+		return p, nil
+	}
 	org, err := s.Org(ctx, orgID)
 	if errors.Is(err, apperr.ErrNotFound) {
 		return KeyPrincipal{}, fmt.Errorf("unknown API key: %w", apperr.ErrUnauthenticated)
@@ -147,7 +154,7 @@ func (s *Service) AuthenticateKey(ctx context.Context, key string) (KeyPrincipal
 	ctx = tenant.WithOrg(ctx, org)
 	var k APIKey
 	err = s.db.Run(ctx, func(tx *gorm.DB) error {
-		return tx.Where("key_hash = ? AND revoked_at IS NULL", ids.Hash(key)).Take(&k).Error
+		return tx.Where("key_hash = ? AND revoked_at IS NULL", hash).Take(&k).Error
 	})
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return KeyPrincipal{}, fmt.Errorf("unknown or revoked API key: %w", apperr.ErrUnauthenticated)
@@ -155,11 +162,12 @@ func (s *Service) AuthenticateKey(ctx context.Context, key string) (KeyPrincipal
 	if err != nil {
 		return KeyPrincipal{}, err
 	}
-	now := s.now()
 	if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) > time.Minute {
 		_ = s.db.Run(ctx, func(tx *gorm.DB) error {
 			return tx.Model(&APIKey{}).Where("id = ?", k.ID).Update("last_used_at", now).Error
 		})
 	}
-	return KeyPrincipal{Org: org, Key: k}, nil
+	p = KeyPrincipal{Org: org, Key: k}
+	s.keys.put(hash, p, now, gen)
+	return p, nil
 }

@@ -54,55 +54,63 @@ type Service struct {
 	opts   Options
 	// dummyHash is compared against when the email is unknown, so both failures take as long.
 	dummyHash string
-	sessions  sessionCache
+	sessions  authCache[Authenticated]
+	keys      authCache[KeyPrincipal]
 }
 
 // sessionCacheTTL bounds how long another node may act on a session, user or membership that
 // changed when the change notice did not reach it; this node forgets at once.
 const sessionCacheTTL = 2 * time.Second
 
-// sessionCache keeps what SessionUser found, briefly: it runs on every console request, and the
-// join it makes is the dearest query of a request on the embedded SQLite.
-type sessionCache struct {
+// authCache keeps, briefly, what authentication found for a credential (a session's user and
+// memberships, an API key's organisation): it runs on every request, and its queries are the
+// dearest part of one. Revocations, removals and status changes forget it at once on this node.
+type authCache[T any] struct {
 	mu  sync.RWMutex
-	m   map[string]cachedSession
+	m   map[string]cached[T]
 	gen uint64 // bumped by every forget, so a lookup that raced a change is not kept
 }
 
-type cachedSession struct {
-	a   Authenticated
+type cached[T any] struct {
+	v   T
 	exp time.Time
 }
 
-func (c *sessionCache) get(key string, now time.Time) (Authenticated, uint64, bool) {
+func (c *authCache[T]) get(key string, now time.Time) (T, uint64, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	e, ok := c.m[key]
 	if !ok || now.After(e.exp) {
-		return Authenticated{}, c.gen, false
+		var zero T
+		return zero, c.gen, false
 	}
-	return e.a, c.gen, true
+	return e.v, c.gen, true
 }
 
-func (c *sessionCache) put(key string, a Authenticated, now time.Time, gen uint64) {
+func (c *authCache[T]) put(key string, v T, now time.Time, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if gen != c.gen {
 		return
 	}
 	if c.m == nil || len(c.m) > 100_000 {
-		c.m = map[string]cachedSession{}
+		c.m = map[string]cached[T]{}
 	}
-	c.m[key] = cachedSession{a: a, exp: now.Add(sessionCacheTTL)}
+	c.m[key] = cached[T]{v: v, exp: now.Add(sessionCacheTTL)}
 }
 
-// ForgetSessions drops every cached session. Identity calls it after its own changes; the app
+func (c *authCache[T]) forget() {
+	c.mu.Lock()
+	c.m = nil
+	c.gen++
+	c.mu.Unlock()
+}
+
+// ForgetSessions drops every cached session and API key. Identity calls it after its own changes; the app
 // calls it when another node reports one and when an organisation's status changes.
 func (s *Service) ForgetSessions() {
-	s.sessions.mu.Lock()
-	s.sessions.m = nil
-	s.sessions.gen++
-	s.sessions.mu.Unlock()
+	s.sessions.forget()
+	s.keys.forget()
 }
 
 // changed forgets cached sessions once ctx's transaction has committed.
