@@ -229,3 +229,18 @@ func TestCustomRoleTakesEffect(t *testing.T) {
 		})
 	}
 }
+
+// TestUserWithoutOrganisation: someone removed from their only organisation can still log in
+// and read /me (with no current organisation), and every organisation route answers 404.
+func TestUserWithoutOrganisation(t *testing.T) {
+	e := apptest.New(t, tenant.SQLite)
+	uid, _ := e.App.UserID(e.Ctx, "agent2@acme.test")
+	e.Login("owner@acme.test").Do("DELETE", "/api/v1/members/"+uid.String(), nil).Want(204)
+	c := e.Login("agent2@acme.test")
+	me := c.Do("GET", "/api/v1/me", nil).Want(200).JSON()
+	if me["current_org"] != nil || len(me["memberships"].([]any)) != 0 || len(me["permissions"].([]any)) != 0 {
+		t.Fatalf("/me of a user without organisation: %v", me)
+	}
+	c.Do("GET", "/api/v1/members", nil).Want(404)
+	c.InOrg(e.Acme.ID).Do("GET", "/api/v1/members", nil).Want(404)
+}

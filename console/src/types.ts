@@ -27,13 +27,14 @@ export interface Org {
 export interface Me {
   user: User
   memberships: Membership[]
-  current_org: Org
+  /** Null when the user belongs to no organisation (removed from every one). */
+  current_org: Org | null
   role: string
   permissions: string[]
   csrf_token: string
 }
 
-/** Answer of signup and invitation accept; login answers without current_org. */
+/** Answer of signup, login and invitation accept. */
 export interface SessionStart {
   user: User
   csrf_token: string

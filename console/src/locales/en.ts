@@ -94,6 +94,7 @@ const en = {
     title: 'Home',
     welcome: 'Welcome, {name}',
     account: 'Your account',
+    noOrganisation: 'You are not a member of any organisation. Ask an administrator to invite you.',
     organisation: 'Current organisation',
     kind: 'Kind',
     yourRole: 'Your role',

@@ -94,6 +94,7 @@ const zhCN: MessageSchema = {
     title: '首页',
     welcome: '欢迎，{name}',
     account: '您的账号',
+    noOrganisation: '您尚未加入任何组织。请联系管理员邀请您。',
     organisation: '当前组织',
     kind: '类型',
     yourRole: '您的角色',

@@ -28,7 +28,7 @@ export const useSessionStore = defineStore('session', () => {
       const next = await api.me()
       me.value = next
       csrfToken.value = next.csrf_token
-      rememberOrg(next.current_org.id)
+      rememberOrg(next.current_org?.id ?? null)
       return next
     } catch (err) {
       if (!(err instanceof ProblemError)) throw err
