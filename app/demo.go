@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -127,4 +128,45 @@ func (a *App) UserID(ctx context.Context, email string) (uuid.UUID, error) {
 	var u identity.User
 	err := a.DB.Run(ctx, func(tx *gorm.DB) error { return tx.Where("email = ?", identity.NormalizeEmail(email)).Take(&u).Error })
 	return u.ID, err
+}
+
+// CreatePlatformAdmin creates (or promotes) a user as platform admin: how a production
+// installation gets its first administrator. The password must meet the sign-up rule.
+func (a *App) CreatePlatformAdmin(ctx context.Context, email, name, password string) error {
+	email = identity.NormalizeEmail(email)
+	if len(password) < 10 {
+		return errors.New("the password must be at least 10 characters")
+	}
+	if !strings.Contains(email, "@") || name == "" {
+		return errors.New("an email address and a name are required")
+	}
+	hash, err := identity.HashPassword(password)
+	if err != nil {
+		return err
+	}
+	platform := a.PlatformOrgID()
+	ctx = tenant.WithOrg(a.DB.AsPlatform(ctx, "create a platform admin"), tenant.Org{ID: platform, Kind: tenant.KindPlatform})
+	err = a.DB.Tx(ctx, func(ctx context.Context) error {
+		var u identity.User
+		err := a.DB.Run(ctx, func(tx *gorm.DB) error {
+			err := tx.Where("email = ?", email).Take(&u).Error
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				now := time.Now().UTC()
+				u = identity.User{ID: ids.New(), Email: email, Name: name, PasswordHash: hash, Locale: "en", EmailVerifiedAt: &now, CreatedAt: now, UpdatedAt: now}
+				return tx.Create(&u).Error
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if err := a.Identity.AddMember(ctx, platform, u.ID, access.PlatformAdmin); err != nil {
+			return err
+		}
+		return a.DB.Record(ctx, tenant.Audit{Action: "platform_admin.created", ObjectType: "user", ObjectID: u.ID.String(), Data: map[string]any{"email": email, "via": "cli"}})
+	})
+	if err != nil {
+		return fmt.Errorf("create platform admin: %w", err)
+	}
+	return a.Access.PolicyChanged(ctx)
 }

@@ -244,3 +244,29 @@ func TestUserWithoutOrganisation(t *testing.T) {
 	c.Do("GET", "/api/v1/members", nil).Want(404)
 	c.InOrg(e.Acme.ID).Do("GET", "/api/v1/members", nil).Want(404)
 }
+
+// TestCreatePlatformAdmin: the CLI's path to a first administrator gives a working platform
+// admin who reads every tenant's audit log, and the creation is itself audited.
+func TestCreatePlatformAdmin(t *testing.T) {
+	for _, d := range apptest.Dialects(t) {
+		t.Run(string(d), func(t *testing.T) {
+			e := apptest.New(t, d)
+			if err := e.App.CreatePlatformAdmin(e.Ctx, "ops@example.com", "Ops", "short"); err == nil {
+				t.Fatal("short password accepted")
+			}
+			if err := e.App.CreatePlatformAdmin(e.Ctx, "Ops@Example.com", "Ops", "a-long-enough-password"); err != nil {
+				t.Fatal(err)
+			}
+			ops := e.LoginWith("ops@example.com", "a-long-enough-password")
+			me := ops.Do("GET", "/api/v1/me", nil).Want(200).JSON()
+			if me["role"] != "platform_admin" {
+				t.Fatalf("role: %v", me["role"])
+			}
+			events := ops.Do("GET", "/api/v1/audit-events?action=platform_admin.created", nil).Want(200).Items()
+			if len(events) != 1 {
+				t.Fatalf("creation audited %d times", len(events))
+			}
+			ops.Do("GET", "/api/v1/audit-events?tenant_id="+e.Acme.ID.String(), nil).Want(200)
+		})
+	}
+}

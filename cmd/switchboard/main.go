@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,6 +28,9 @@ usage:
   switchboard worker                background workers and scheduler only
   switchboard migrate up|down|status
   switchboard demo                  create the demo organisations and logins
+  switchboard admin create-platform-admin --email E --name N
+                                    create the first platform admin (password from
+                                    SWITCHBOARD_ADMIN_PASSWORD or standard input)
   switchboard version
 
 Configuration comes from the environment; see README.md.
@@ -81,6 +86,8 @@ func run(args []string) error {
 		}
 		defer a.Close()
 		return seed(ctx, a)
+	case "admin":
+		return admin(ctx, cfg, log, rest)
 	default:
 		fmt.Fprint(os.Stderr, usage)
 		return fmt.Errorf("unknown command %q", cmd)
@@ -199,5 +206,36 @@ func migrate(ctx context.Context, cfg config.Config, log *slog.Logger, direction
 	if direction != "status" {
 		log.Info("migrate done", "direction", direction, "dialect", string(dialect), "took", time.Since(start))
 	}
+	return nil
+}
+
+func admin(ctx context.Context, cfg config.Config, log *slog.Logger, args []string) error {
+	if len(args) == 0 || args[0] != "create-platform-admin" {
+		return errors.New("usage: switchboard admin create-platform-admin --email E --name N")
+	}
+	fs := flag.NewFlagSet("create-platform-admin", flag.ContinueOnError)
+	email := fs.String("email", "", "the admin's email address")
+	name := fs.String("name", "", "the admin's name")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	password := os.Getenv("SWITCHBOARD_ADMIN_PASSWORD")
+	if password == "" {
+		fmt.Fprint(os.Stderr, "password: ")
+		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+		if err != nil && line == "" {
+			return fmt.Errorf("read password from standard input: %w", err)
+		}
+		password = strings.TrimRight(line, "\r\n")
+	}
+	a, err := app.New(ctx, cfg, log, app.Options{Migrate: true})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := a.CreatePlatformAdmin(ctx, *email, *name, password); err != nil {
+		return err
+	}
+	fmt.Printf("%s is a platform admin\n", *email)
 	return nil
 }

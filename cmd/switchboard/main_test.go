@@ -38,3 +38,21 @@ func TestDemoRefusedInProduction(t *testing.T) {
 		t.Fatalf("serve --demo in production: %v", err)
 	}
 }
+
+func TestCreatePlatformAdmin(t *testing.T) {
+	t.Setenv("SWITCHBOARD_DATA_DIR", t.TempDir())
+	t.Setenv("SWITCHBOARD_LOG_LEVEL", "error")
+	t.Setenv("SWITCHBOARD_ADMIN_PASSWORD", "short")
+	if err := run([]string{"admin", "create-platform-admin", "--email", "ops@example.com", "--name", "Ops"}); err == nil {
+		t.Fatal("a short password was accepted")
+	}
+	t.Setenv("SWITCHBOARD_ADMIN_PASSWORD", "a-long-enough-password")
+	for i := 0; i < 2; i++ { // idempotent
+		if err := run([]string{"admin", "create-platform-admin", "--email", "Ops@Example.com", "--name", "Ops"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := run([]string{"admin", "frobnicate"}); err == nil {
+		t.Fatal("unknown admin command accepted")
+	}
+}
