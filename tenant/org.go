@@ -54,7 +54,7 @@ type Org struct {
 func (Org) TableName() string { return "orgs" }
 
 // CanRead reports whether the organisation's members may read its data.
-func (s Status) CanRead() bool { return s != StatusCancelled }
+func (s Status) CanRead() bool { return s.CanWrite() || s == StatusSuspended }
 
 // CanWrite reports whether the organisation's members may change its data. A suspended tenant's
 // console is read-only; inbound customer messages are still stored by the channel modules,

@@ -411,11 +411,19 @@ func (s *Service) AcceptInvitation(ctx context.Context, tok string, in AcceptInp
 		if in.Password == "" {
 			return Started{}, apperr.Invalid("password", "is required to join with your existing account")
 		}
+		// The same guard as login: a locked account stays locked, and a wrong password counts.
+		if u.LockedUntil != nil && u.LockedUntil.After(now) {
+			return Started{}, &apperr.RetryAfter{Err: fmt.Errorf("too many failed logins; try again later: %w", apperr.ErrLocked), Seconds: int(u.LockedUntil.Sub(now).Seconds()) + 1}
+		}
 		ok, err := CheckPassword(u.PasswordHash, in.Password)
 		if err != nil {
 			return Started{}, err
 		}
 		if !ok || u.DisabledAt != nil {
+			if _, err := s.recordFailure(ctx, u.ID); err != nil {
+				return Started{}, err
+			}
+			s.auditAccount(ctx, "auth.login_failed", u.Email, "wrong password accepting an invitation")
 			return Started{}, errBadCredentials
 		}
 	default:

@@ -281,17 +281,16 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Started, error) {
 		return Started{}, err
 	}
 	if !ok || u.DisabledAt != nil {
-		upd := map[string]any{"failed_logins": gorm.Expr("failed_logins + 1")}
 		reason := "wrong password"
 		if u.DisabledAt != nil {
 			reason = "user disabled"
 		}
-		if u.FailedLogins+1 >= s.opts.LoginMaxFailures {
-			upd["locked_until"], upd["failed_logins"] = now.Add(s.opts.LoginLockout), 0
-			reason += "; locked"
-		}
-		if err := s.db.Run(ctx, func(tx *gorm.DB) error { return tx.Model(&User{}).Where("id = ?", u.ID).Updates(upd).Error }); err != nil {
+		locked, err := s.recordFailure(ctx, u.ID)
+		if err != nil {
 			return Started{}, err
+		}
+		if locked {
+			reason += "; locked"
 		}
 		s.auditAccount(ctx, "auth.login_failed", email, reason)
 		return Started{}, errBadCredentials
@@ -312,6 +311,30 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (Started, error) {
 	}
 	s.auditAccount(ctx, "auth.login", email, "")
 	return st, nil
+}
+
+// recordFailure counts a wrong password against the account and locks it once the count
+// reaches the limit. The increment and the check happen in one transaction on the locked row,
+// so concurrent guesses cannot slip past the limit.
+func (s *Service) recordFailure(ctx context.Context, userID uuid.UUID) (locked bool, err error) {
+	err = s.db.Tx(ctx, func(ctx context.Context) error {
+		return s.db.Global(ctx, func(tx *gorm.DB) error {
+			if err := tx.Model(&User{}).Where("id = ?", userID).Update("failed_logins", gorm.Expr("failed_logins + 1")).Error; err != nil {
+				return err
+			}
+			var n int
+			if err := tx.Model(&User{}).Where("id = ?", userID).Pluck("failed_logins", &n).Error; err != nil {
+				return err
+			}
+			if n < s.opts.LoginMaxFailures {
+				return nil
+			}
+			locked = true
+			return tx.Model(&User{}).Where("id = ?", userID).
+				Updates(map[string]any{"failed_logins": 0, "locked_until": s.now().Add(s.opts.LoginLockout)}).Error
+		})
+	})
+	return locked, err
 }
 
 // auditAccount records an account event in the platform's log, after the caller's transaction
