@@ -372,21 +372,15 @@ func AfterCommit(ctx context.Context, fn func(ctx context.Context)) {
 	fn(ctx)
 }
 
-// Run calls fn with a handle for ctx: the transaction already in ctx, if any; otherwise on
-// PostgreSQL, when ctx names a tenant or platform access, a new transaction that carries that
-// setting for row-level security; otherwise the plain handle (SQLite has no RLS, and without a
-// tenant there is nothing to set: tenant tables then fail in the callbacks, and RLS shows none
-// of their rows).
+// Run calls fn with a handle for ctx: the transaction already in ctx, if any, and otherwise the
+// plain handle, each statement its own transaction as on SQLite (work that must commit or fail
+// as a whole belongs in Tx). On PostgreSQL each statement made for a context that names a
+// tenant or platform access carries that setting for row-level security in the same round trip
+// (see internal/db's scoped connector); without either, tenant tables fail in the callbacks, and
+// RLS shows none of their rows.
 func (d *DB) Run(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	if t, ok := ctx.Value(txKey).(txKeyValue); ok {
 		return fn(t.tx.WithContext(ctx))
-	}
-	_, hasTenant := ID(ctx)
-	_, platform := isPlatform(ctx)
-	if d.dialect == Postgres && (hasTenant || platform) {
-		return d.Tx(ctx, func(ctx context.Context) error {
-			return fn(ctx.Value(txKey).(txKeyValue).tx.WithContext(ctx))
-		})
 	}
 	return fn(d.gorm.WithContext(ctx))
 }
@@ -430,18 +424,36 @@ func (d *DB) Tx(ctx context.Context, fn func(ctx context.Context) error) error {
 
 // setLocal sets the per-transaction settings the RLS policies read.
 func setLocal(tx *gorm.DB, ctx context.Context) error {
-	tid := ""
-	if id, ok := ID(ctx); ok {
-		tid = id.String()
-	}
-	platform := "off"
-	if _, ok := isPlatform(ctx); ok {
-		platform = "on"
-	}
+	tid, platform := Settings(ctx)
 	if err := tx.Exec(`SELECT set_config('app.tenant_id', ?, true), set_config('app.platform', ?, true)`, tid, platform).Error; err != nil {
 		return fmt.Errorf("tenant: set transaction tenant: %w", err)
 	}
 	return nil
+}
+
+// SetConfigSQL (in PostgreSQL's placeholder form) sets, for the current transaction only, the two settings the PostgreSQL
+// row-level security policies read. Its arguments are what Settings returns.
+const SetConfigSQL = `SELECT set_config('app.tenant_id', $1, true), set_config('app.platform', $2, true)`
+
+// Settings returns the values of app.tenant_id ("" for none) and app.platform ("on" or "off")
+// that a statement made for ctx must run under.
+func Settings(ctx context.Context) (tenantID, platform string) {
+	if id, ok := ID(ctx); ok {
+		tenantID = id.String()
+	}
+	platform = "off"
+	if _, ok := isPlatform(ctx); ok {
+		platform = "on"
+	}
+	return tenantID, platform
+}
+
+// Scoped reports whether ctx names a tenant or platform access, i.e. whether statements for it
+// need the settings of Settings.
+func Scoped(ctx context.Context) bool {
+	_, hasTenant := ID(ctx)
+	_, platform := isPlatform(ctx)
+	return hasTenant || platform
 }
 
 // AsPlatform returns a context allowed to read and write across tenants. It exists for platform

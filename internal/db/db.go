@@ -16,6 +16,7 @@ import (
 
 	"github.com/glebarez/sqlite"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
@@ -49,11 +50,16 @@ func Open(opts Options) (*gorm.DB, tenant.Dialect, error) {
 		TranslateError:         true,
 	}
 	if opts.URL != "" {
-		g, err := gorm.Open(postgres.Open(opts.URL), gcfg)
+		pcfg, err := pgx.ParseConfig(opts.URL)
 		if err != nil {
+			return nil, "", fmt.Errorf("db: parse DATABASE_URL: %w", err)
+		}
+		sqlDB := sql.OpenDB(scopedConnector{inner: stdlib.GetConnector(*pcfg)})
+		g, err := gorm.Open(postgres.New(postgres.Config{Conn: sqlDB}), gcfg)
+		if err != nil {
+			_ = sqlDB.Close()
 			return nil, "", fmt.Errorf("db: open postgres: %w", err)
 		}
-		sqlDB, _ := g.DB()
 		n := opts.MaxConns
 		if n <= 0 {
 			n = 20
