@@ -54,6 +54,7 @@ const (
 	actorKey
 	platformKey
 	txKey
+	globalKey
 )
 
 // WithOrg returns ctx acting inside org: tenant-owned queries are scoped to org.ID.

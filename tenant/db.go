@@ -394,7 +394,7 @@ func (d *DB) Global(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	if t, ok := ctx.Value(txKey).(txKeyValue); ok {
 		return fn(t.tx.WithContext(ctx))
 	}
-	return fn(d.gorm.WithContext(ctx))
+	return fn(d.gorm.WithContext(context.WithValue(ctx, globalKey, true)))
 }
 
 // Tx runs fn inside one transaction carried by the context it is given, so that the business
@@ -451,6 +451,9 @@ func Settings(ctx context.Context) (tenantID, platform string) {
 // Scoped reports whether ctx names a tenant or platform access, i.e. whether statements for it
 // need the settings of Settings.
 func Scoped(ctx context.Context) bool {
+	if g, _ := ctx.Value(globalKey).(bool); g {
+		return false
+	}
 	_, hasTenant := ID(ctx)
 	_, platform := isPlatform(ctx)
 	return hasTenant || platform
