@@ -20,6 +20,8 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver for the migration connection
 	"gorm.io/gorm"
 
+	"github.com/switchboard-cloud/switchboard/billing"
+	"github.com/switchboard-cloud/switchboard/billing/billingapi"
 	"github.com/switchboard-cloud/switchboard/internal/config"
 	"github.com/switchboard-cloud/switchboard/internal/db"
 	"github.com/switchboard-cloud/switchboard/internal/httpx"
@@ -58,6 +60,7 @@ type App struct {
 	Queue    *queue.Queue
 	HTTP     *fiber.App
 	Registry *access.Registry
+	Ledger   *billing.Ledger
 	Access   *access.Service
 	Identity *identity.Service
 	Outbox   *mail.Outbox
@@ -98,7 +101,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if a.Outbox, err = mail.NewOutbox(a.DB, a.Queue, log, cfg.SMTPURL, cfg.MailFrom); err != nil {
 		return nil, err
 	}
-	cat, err := access.NewCatalogue(access.Permissions(), identity.Permissions(), audit.Permissions())
+	cat, err := access.NewCatalogue(access.Permissions(), identity.Permissions(), audit.Permissions(), billingapi.Permissions())
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +117,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		return nil, err
 	}
 	grants.GrantSource = a.Identity
+	meters, err := billing.NewMeters()
+	if err != nil {
+		return nil, err
+	}
+	a.Ledger = billing.NewLedger(a.DB, meters, log)
 	a.DB.OnOrgChange(func(uuid.UUID) {
 		a.Identity.ForgetSessions()
 		a.publishPolicyChange(context.Background())
@@ -126,6 +134,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		access.NewModule(a.Access, val),
 		audit.NewModule(a.DB, a.Access.Enforcer),
 		mail.NewModule(a.Outbox, !cfg.Production()),
+		billingapi.NewModule(a.Ledger, val),
 	}
 	a.HTTP = a.buildHTTP()
 	return a, nil

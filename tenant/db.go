@@ -40,6 +40,11 @@ type DB struct {
 	dialect Dialect
 	log     *slog.Logger
 
+	// writer admits one SQLite write transaction of this process at a time. SQLite has one
+	// writer anyway; queueing here, for as long as the context allows, spares a burst of
+	// writers the busy timeout (which they would otherwise all race against).
+	writer chan struct{}
+
 	mu        sync.RWMutex
 	tenants   map[string]bool // tables with a tenant_id column
 	listeners []func(orgID uuid.UUID)
@@ -68,6 +73,9 @@ func (d *DB) orgChanged(ctx context.Context, id uuid.UUID) {
 // after migrations so the handle knows the current tenant tables.
 func New(g *gorm.DB, dialect Dialect, log *slog.Logger) (*DB, error) {
 	d := &DB{gorm: g, dialect: dialect, log: log, tenants: map[string]bool{}}
+	if dialect == SQLite {
+		d.writer = make(chan struct{}, 1)
+	}
 	cb := g.Callback()
 	for _, reg := range []struct {
 		name string
@@ -404,6 +412,17 @@ func (d *DB) Tx(ctx context.Context, fn func(ctx context.Context) error) error {
 	if _, ok := ctx.Value(txKey).(txKeyValue); ok {
 		return fn(ctx)
 	}
+	release := func() {}
+	if d.writer != nil {
+		select {
+		case d.writer <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("tenant: wait to write: %w", ctx.Err())
+		}
+		var once sync.Once
+		release = func() { once.Do(func() { <-d.writer }) }
+		defer release() // also when fn panics
+	}
 	var after []func(context.Context)
 	err := d.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if d.dialect == Postgres {
@@ -413,6 +432,7 @@ func (d *DB) Tx(ctx context.Context, fn func(ctx context.Context) error) error {
 		}
 		return fn(context.WithValue(ctx, txKey, txKeyValue{tx: tx, after: &after}))
 	})
+	release() // before the after-commit work, which may write again
 	if err != nil {
 		return err
 	}

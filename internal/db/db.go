@@ -165,6 +165,7 @@ func (m *Migrator) GrantApp(ctx context.Context, appRole string) error {
 		`GRANT USAGE ON SCHEMA public TO ` + role,
 		`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ` + role,
 		`REVOKE UPDATE, DELETE ON audit_events FROM ` + role,
+		`REVOKE UPDATE, DELETE ON usage_events FROM ` + role,
 		`REVOKE INSERT, UPDATE, DELETE ON goose_db_version FROM ` + role,
 	} {
 		if _, err := m.sqlDB.ExecContext(ctx, q); err != nil {

@@ -1,0 +1,160 @@
+// Package billingapi is the tenant-facing billing API: posting usage events, reading usage and
+// (with the rating work) plans and invoices. It sits on top of package billing, which other
+// modules use directly and which knows nothing of HTTP or roles.
+package billingapi
+
+import (
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/hibiken/asynq"
+
+	"github.com/switchboard-cloud/switchboard/billing"
+	"github.com/switchboard-cloud/switchboard/internal/apperr"
+	"github.com/switchboard-cloud/switchboard/internal/httpx"
+	"github.com/switchboard-cloud/switchboard/internal/queue"
+	"github.com/switchboard-cloud/switchboard/modules/access"
+	"github.com/switchboard-cloud/switchboard/tenant"
+)
+
+// Permissions of the billing API.
+var (
+	PermUsageWrite  = access.Permission{Name: "usage:write", Module: "billing", Description: "Report usage events", Roles: []string{access.TenantOwner, access.TenantAdmin}}
+	PermUsageRead   = access.Permission{Name: "usage:read", Module: "billing", Description: "Read the usage ledger", Roles: []string{access.TenantOwner, access.TenantAdmin, access.Analyst}}
+	PermBillingRead = access.Permission{Name: "billing:read", Module: "billing", Description: "Read the plan, usage to date and invoices", Roles: []string{access.TenantOwner, access.TenantAdmin, access.Analyst}}
+)
+
+// Permissions returns the billing API's catalogue entries.
+func Permissions() []access.Permission {
+	return []access.Permission{PermUsageWrite, PermUsageRead, PermBillingRead}
+}
+
+// Module serves the billing API.
+type Module struct {
+	ledger *billing.Ledger
+	val    *httpx.Validator
+	now    func() time.Time
+}
+
+// NewModule returns the billing API over the ledger.
+func NewModule(ledger *billing.Ledger, val *httpx.Validator) *Module {
+	return &Module{ledger: ledger, val: val, now: func() time.Time { return time.Now().UTC() }}
+}
+
+// Name identifies the module.
+func (m *Module) Name() string { return "billing" }
+
+// UsageBatch is the body of POST /usage-events.
+type UsageBatch struct {
+	Events []billing.Event `json:"events" validate:"required"`
+}
+
+// Routes registers the billing API.
+func (m *Module) Routes(r *access.Router) {
+	post := access.Perm(PermUsageWrite, "Report up to 1,000 usage events; a repeated idempotency_key is accepted and not counted again; one bad event refuses the batch (422 naming events[i])")
+	post.Tag, post.Request = "billing", UsageBatch{}
+	r.Post("/usage-events", post, m.postUsage)
+	list := access.Perm(PermUsageRead, "List the usage ledger, newest first (?meter=)")
+	list.Tag = "billing"
+	r.Get("/usage-events", list, m.listUsage)
+	usage := access.Perm(PermBillingRead, "Usage of the current billing period per meter, counted from the ledger; with ?granularity=hour|day&from=&to= the rolled-up series")
+	usage.Tag = "billing"
+	r.Get("/billing/usage", usage, m.usage)
+	meters := access.Perm(PermBillingRead, "The meters Switchboard charges by")
+	meters.Tag = "billing"
+	r.Get("/billing/meters", meters, m.meters)
+}
+
+func (m *Module) postUsage(c *fiber.Ctx) error {
+	var in UsageBatch
+	if err := httpx.Decode(c, m.val, &in); err != nil {
+		return err
+	}
+	res, err := m.ledger.Record(c.UserContext(), "api", in.Events)
+	if err != nil {
+		return err
+	}
+	return c.JSON(res)
+}
+
+func (m *Module) listUsage(c *fiber.Ctx) error {
+	p, err := httpx.ParsePage(c)
+	if err != nil {
+		return err
+	}
+	meter := c.Query("meter")
+	if _, ok := m.ledger.Meters().Get(meter); meter != "" && !ok {
+		return apperr.Invalid("meter", "is not a known meter")
+	}
+	rows, err := m.ledger.List(c.UserContext(), meter, p.Limit+1, p.Cursor)
+	if err != nil {
+		return err
+	}
+	return c.JSON(httpx.NewList(rows, p.Limit, func(e billing.UsageEvent) string { return e.ID.String() }))
+}
+
+// UsageReport is the answer of GET /billing/usage.
+type UsageReport struct {
+	PeriodStart time.Time            `json:"period_start"`
+	PeriodEnd   time.Time            `json:"period_end"`
+	Meters      []billing.MeterTotal `json:"meters"`
+}
+
+func (m *Module) usage(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+	if g := c.Query("granularity"); g != "" {
+		return m.series(c, g)
+	}
+	org, _ := tenant.OrgFrom(ctx)
+	start, end := billing.PeriodOf(org.CreatedAt.Day(), m.now())
+	totals, err := m.ledger.Totals(ctx, start, end)
+	if err != nil {
+		return err
+	}
+	return c.JSON(UsageReport{PeriodStart: start, PeriodEnd: end, Meters: totals})
+}
+
+// maxSeries bounds a series request: 31 days of hours or 400 days of days.
+var maxSeries = map[string]time.Duration{"hour": 31 * 24 * time.Hour, "day": 400 * 24 * time.Hour}
+
+func (m *Module) series(c *fiber.Ctx, g string) error {
+	span, ok := maxSeries[g]
+	if !ok {
+		return apperr.Invalid("granularity", "must be hour or day")
+	}
+	var bad apperr.Fields
+	parse := func(name string, def time.Time) time.Time {
+		s := c.Query(name)
+		if s == "" {
+			return def
+		}
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			bad.Add(name, "must be an RFC 3339 time")
+		}
+		return t
+	}
+	to := parse("to", m.now())
+	from := parse("from", to.Add(-span))
+	if err := bad.Err(); err != nil {
+		return err
+	}
+	if !from.Before(to) || to.Sub(from) > span {
+		return apperr.Invalid("from", "must be before to, and at most "+span.String()+" before it")
+	}
+	rows, err := m.ledger.Series(c.UserContext(), g, from, to)
+	if err != nil {
+		return err
+	}
+	return c.JSON(httpx.List[billing.Rollup]{Items: append([]billing.Rollup{}, rows...)})
+}
+
+func (m *Module) meters(c *fiber.Ctx) error {
+	return c.JSON(httpx.List[billing.Meter]{Items: m.ledger.Meters().All()})
+}
+
+// Jobs registers the ledger's background work.
+func (m *Module) Jobs(mux *asynq.ServeMux) { m.ledger.Jobs(mux) }
+
+// Schedules lists the ledger's periodic tasks.
+func (m *Module) Schedules() []queue.Schedule { return m.ledger.Schedules() }
