@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib"
@@ -19,7 +20,7 @@ import (
 
 // rlsTables are the tenant tables of the foundation migration; the test also finds every table
 // with a tenant_id column in the catalogue and checks those.
-var rlsTables = []string{"api_keys", "invitations", "roles", "audit_events"}
+var rlsTables = []string{"api_keys", "invitations", "roles", "audit_events", "usage_events", "usage_dirty_days", "usage_rollups"}
 
 // TestRowLevelSecurity is the PostgreSQL acceptance test of the second wall (DESIGN rule 1):
 // connected as the application's role with raw SQL, outside the gorm callbacks, a transaction
@@ -37,6 +38,14 @@ func TestRowLevelSecurity(t *testing.T) {
 		c.Do("POST", "/api/v1/api-keys", map[string]any{"name": "rls", "role": "agent"}).Want(201)
 		c.Do("POST", "/api/v1/invitations", map[string]any{"email": "rls-" + strings.Split(owner, "@")[1] + "@example.com", "role": "agent"}).Want(201)
 		c.Do("POST", "/api/v1/roles", map[string]any{"name": "rls_role", "permissions": []string{"members:read"}}).Want(201)
+		c.Do("POST", "/api/v1/usage-events", map[string]any{"events": []any{map[string]any{"meter": "interactions", "quantity": 1, "idempotency_key": "rls-1", "occurred_at": time.Now().Add(-48 * time.Hour)}}}).Want(200)
+	}
+	// Rollups of those events, then an event on another day so a day is marked again.
+	if _, err := e.App.Ledger.RollupDirty(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, owner := range []string{"owner@acme.test", "owner@globex.test"} {
+		e.Login(owner).Do("POST", "/api/v1/usage-events", map[string]any{"events": []any{map[string]any{"meter": "interactions", "quantity": 1, "idempotency_key": "rls-2", "occurred_at": time.Now()}}}).Want(200)
 	}
 
 	// The ground truth, read by the owner (the test's superuser, which RLS does not bind).
@@ -109,10 +118,13 @@ func TestRowLevelSecurity(t *testing.T) {
 	})
 
 	inserts := map[string]string{
-		"api_keys":     `INSERT INTO api_keys (tenant_id, id, name, role, prefix, key_hash, created_at) VALUES ($1, gen_random_uuid(), 'planted', 'tenant_admin', 'sbk_x', gen_random_uuid()::text, now())`,
-		"invitations":  `INSERT INTO invitations (tenant_id, id, email, role, token_hash, expires_at, created_at) VALUES ($1, gen_random_uuid(), 'planted@example.com', 'tenant_owner', gen_random_uuid()::text, now() + interval '1 day', now())`,
-		"roles":        `INSERT INTO roles (tenant_id, name, permissions, created_at, updated_at) VALUES ($1, 'planted', '["members:write"]', now(), now())`,
-		"audit_events": `INSERT INTO audit_events (tenant_id, id, actor_kind, action, created_at) VALUES ($1, gen_random_uuid(), 'system', 'planted', now())`,
+		"api_keys":         `INSERT INTO api_keys (tenant_id, id, name, role, prefix, key_hash, created_at) VALUES ($1, gen_random_uuid(), 'planted', 'tenant_admin', 'sbk_x', gen_random_uuid()::text, now())`,
+		"invitations":      `INSERT INTO invitations (tenant_id, id, email, role, token_hash, expires_at, created_at) VALUES ($1, gen_random_uuid(), 'planted@example.com', 'tenant_owner', gen_random_uuid()::text, now() + interval '1 day', now())`,
+		"roles":            `INSERT INTO roles (tenant_id, name, permissions, created_at, updated_at) VALUES ($1, 'planted', '["members:write"]', now(), now())`,
+		"audit_events":     `INSERT INTO audit_events (tenant_id, id, actor_kind, action, created_at) VALUES ($1, gen_random_uuid(), 'system', 'planted', now())`,
+		"usage_events":     `INSERT INTO usage_events (tenant_id, id, meter, quantity, occurred_at, recorded_at, idempotency_key) VALUES ($1, gen_random_uuid(), 'interactions', 1, now(), now(), gen_random_uuid()::text)`,
+		"usage_dirty_days": `INSERT INTO usage_dirty_days (tenant_id, day, version) VALUES ($1, '1999-01-01', 1)`,
+		"usage_rollups":    `INSERT INTO usage_rollups (tenant_id, meter, granularity, bucket_start, quantity, events, computed_at) VALUES ($1, 'planted', 'day', '1999-01-01', 1, 1, now())`,
 	}
 
 	t.Run("insert for another tenant is refused", func(t *testing.T) {
@@ -172,11 +184,13 @@ func TestRowLevelSecurity(t *testing.T) {
 		}
 	})
 
-	t.Run("audit log is append-only for the app role", func(t *testing.T) {
+	t.Run("audit log and usage ledger are append-only for the app role", func(t *testing.T) {
 		for _, setting := range []string{acme, "platform"} {
 			for _, q := range []string{
 				`UPDATE audit_events SET action = 'forged' WHERE tenant_id = '` + acme + `'`,
 				`DELETE FROM audit_events WHERE tenant_id = '` + acme + `'`,
+				`UPDATE usage_events SET quantity = 0 WHERE tenant_id = '` + acme + `'`,
+				`DELETE FROM usage_events WHERE tenant_id = '` + acme + `'`,
 			} {
 				inTx(t, appDB, setting, func(tx *sql.Tx) {
 					_, err := tx.ExecContext(ctx, q)

@@ -4,6 +4,9 @@
 package billingapi
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -65,12 +68,40 @@ func (m *Module) Routes(r *access.Router) {
 	r.Get("/billing/meters", meters, m.meters)
 }
 
+// rawBatch reads the events one by one, so a type error is reported against its event.
+type rawBatch struct {
+	Events []json.RawMessage `json:"events" validate:"required"`
+}
+
 func (m *Module) postUsage(c *fiber.Ctx) error {
-	var in UsageBatch
+	var in rawBatch
 	if err := httpx.Decode(c, m.val, &in); err != nil {
 		return err
 	}
-	res, err := m.ledger.Record(c.UserContext(), "api", in.Events)
+	if len(in.Events) > billing.MaxBatch {
+		return apperr.Invalid("events", fmt.Sprintf("at most %d events per batch", billing.MaxBatch))
+	}
+	events := make([]billing.Event, len(in.Events))
+	var bad apperr.Fields
+	for i, raw := range in.Events {
+		if err := httpx.DecodeStrict(raw, &events[i]); err != nil {
+			var ve *apperr.ValidationError
+			if errors.As(err, &ve) {
+				for _, f := range ve.Fields {
+					bad.Add(fmt.Sprintf("events[%d].%s", i, f.Field), f.Message)
+				}
+				if len(ve.Fields) == 0 {
+					bad.Add(fmt.Sprintf("events[%d]", i), ve.Detail)
+				}
+				continue
+			}
+			return err
+		}
+	}
+	if err := bad.Err(); err != nil {
+		return err
+	}
+	res, err := m.ledger.Record(c.UserContext(), "api", events)
 	if err != nil {
 		return err
 	}

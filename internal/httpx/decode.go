@@ -121,3 +121,23 @@ func decodeError(err error) error {
 		return apperr.Malformed("", "malformed JSON")
 	}
 }
+
+// DecodeStrict decodes one JSON value from raw as Decode does (unknown fields refused), for a
+// part of a body read on its own, such as one event of a batch. Its problems are validation
+// errors (422): the body as a whole was well-formed.
+func DecodeStrict(raw []byte, dst any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		ve, ok := decodeError(err).(*apperr.ValidationError)
+		if !ok {
+			return err
+		}
+		ve.Malformed = false
+		if len(ve.Fields) == 0 {
+			ve.Detail = err.Error()
+		}
+		return ve
+	}
+	return nil
+}
