@@ -22,6 +22,7 @@ import (
 
 	"github.com/switchboard-cloud/switchboard/billing"
 	"github.com/switchboard-cloud/switchboard/billing/billingapi"
+	"github.com/switchboard-cloud/switchboard/billing/stripesync"
 	"github.com/switchboard-cloud/switchboard/internal/config"
 	"github.com/switchboard-cloud/switchboard/internal/db"
 	"github.com/switchboard-cloud/switchboard/internal/httpx"
@@ -61,6 +62,7 @@ type App struct {
 	HTTP     *fiber.App
 	Registry *access.Registry
 	Ledger   *billing.Ledger
+	Payments *billing.Payments
 	Access   *access.Service
 	Identity *identity.Service
 	Outbox   *mail.Outbox
@@ -122,6 +124,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		return nil, err
 	}
 	a.Ledger = billing.NewLedger(a.DB, meters, log)
+	a.Payments = billing.NewPayments(a.DB, billing.PaymentsConfig{
+		Stripe: stripesync.Config{SecretKey: cfg.StripeSecretKey, WebhookSecret: cfg.StripeWebhookSecret, APIBase: cfg.StripeAPIBase},
+		Grace:  cfg.DunningGrace,
+	}, a.Outbox, a.ownerEmails, log)
 	a.DB.OnOrgChange(func(uuid.UUID) {
 		a.Identity.ForgetSessions()
 		a.publishPolicyChange(context.Background())
@@ -134,10 +140,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		access.NewModule(a.Access, val),
 		audit.NewModule(a.DB, a.Access.Enforcer),
 		mail.NewModule(a.Outbox, !cfg.Production()),
-		billingapi.NewModule(a.Ledger, val),
+		billingapi.NewModule(a.Ledger, a.Payments, val),
 	}
 	a.HTTP = a.buildHTTP()
 	return a, nil
+}
+
+// ownerEmails are the addresses billing mail goes to: the organisation's active owners.
+func (a *App) ownerEmails(ctx context.Context, orgID uuid.UUID) ([]string, error) {
+	var to []string
+	err := a.DB.Global(ctx, func(tx *gorm.DB) error {
+		return tx.Table("memberships m").Joins("JOIN users u ON u.id = m.user_id").
+			Where("m.org_id = ? AND m.role = ? AND m.status = 'active'", orgID, access.TenantOwner).
+			Order("u.email").Pluck("u.email", &to).Error
+	})
+	return to, err
 }
 
 // lateGrants breaks the construction cycle between access and identity.

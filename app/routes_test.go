@@ -27,7 +27,8 @@ var publicRoutes = []string{
 	"POST /api/v1/auth/password-reset/confirm",
 	"GET /api/v1/invitations/:token/preview",
 	"POST /api/v1/invitations/:token/accept",
-	"GET /api/v1/dev/mailbox", // development only: absent in production (tested below)
+	"GET /api/v1/dev/mailbox",      // development only: absent in production (tested below)
+	"POST /api/v1/webhooks/stripe", // Stripe authenticates with Stripe-Signature, checked by billing
 }
 
 // selfRoutes are a logged-in user's own account: no organisation, no permission.

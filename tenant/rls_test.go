@@ -20,7 +20,7 @@ import (
 
 // rlsTables are the tenant tables of the foundation migration; the test also finds every table
 // with a tenant_id column in the catalogue and checks those.
-var rlsTables = []string{"api_keys", "invitations", "roles", "audit_events", "usage_events", "usage_dirty_days", "usage_rollups"}
+var rlsTables = []string{"api_keys", "invitations", "roles", "audit_events", "usage_events", "usage_dirty_days", "usage_rollups", "billing_accounts"}
 
 // TestRowLevelSecurity is the PostgreSQL acceptance test of the second wall (DESIGN rule 1):
 // connected as the application's role with raw SQL, outside the gorm callbacks, a transaction
@@ -38,6 +38,7 @@ func TestRowLevelSecurity(t *testing.T) {
 		c.Do("POST", "/api/v1/api-keys", map[string]any{"name": "rls", "role": "agent"}).Want(201)
 		c.Do("POST", "/api/v1/invitations", map[string]any{"email": "rls-" + strings.Split(owner, "@")[1] + "@example.com", "role": "agent"}).Want(201)
 		c.Do("POST", "/api/v1/roles", map[string]any{"name": "rls_role", "permissions": []string{"members:read"}}).Want(201)
+		c.Do("GET", "/api/v1/billing/payment-method", nil).Want(200) // creates the billing account
 		c.Do("POST", "/api/v1/usage-events", map[string]any{"events": []any{map[string]any{"meter": "interactions", "quantity": 1, "idempotency_key": "rls-1", "occurred_at": time.Now().Add(-48 * time.Hour)}}}).Want(200)
 	}
 	// Rollups of those events, then an event on another day so a day is marked again.
@@ -124,6 +125,7 @@ func TestRowLevelSecurity(t *testing.T) {
 		"audit_events":     `INSERT INTO audit_events (tenant_id, id, actor_kind, action, created_at) VALUES ($1, gen_random_uuid(), 'system', 'planted', now())`,
 		"usage_events":     `INSERT INTO usage_events (tenant_id, id, meter, quantity, occurred_at, recorded_at, idempotency_key) VALUES ($1, gen_random_uuid(), 'interactions', 1, now(), now(), gen_random_uuid()::text)`,
 		"usage_dirty_days": `INSERT INTO usage_dirty_days (tenant_id, day, version) VALUES ($1, '1999-01-01', 1)`,
+		"billing_accounts": `INSERT INTO billing_accounts (tenant_id, created_at, updated_at) VALUES ($1, now(), now()) ON CONFLICT (tenant_id) DO UPDATE SET updated_at = now()`,
 		"usage_rollups":    `INSERT INTO usage_rollups (tenant_id, meter, granularity, bucket_start, quantity, events, computed_at) VALUES ($1, 'planted', 'day', '1999-01-01', 1, 1, now())`,
 	}
 

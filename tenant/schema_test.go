@@ -25,6 +25,7 @@ var globalTables = map[string]string{
 	"user_tokens":      "email verification and password reset belong to a user",
 	"mails":            "the outbox of system mail (sign-up, resets) sent before any tenant exists",
 	"goose_db_version": "the migration tool's bookkeeping",
+	"stripe_events":    "Stripe webhook event ids already processed; an event arrives before its tenant is known",
 }
 
 // tableShape is what the Citus rules look at in one table.

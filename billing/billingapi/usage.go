@@ -22,26 +22,28 @@ import (
 
 // Permissions of the billing API.
 var (
-	PermUsageWrite  = access.Permission{Name: "usage:write", Module: "billing", Description: "Report usage events", Roles: []string{access.TenantOwner, access.TenantAdmin}}
-	PermUsageRead   = access.Permission{Name: "usage:read", Module: "billing", Description: "Read the usage ledger", Roles: []string{access.TenantOwner, access.TenantAdmin, access.Analyst}}
-	PermBillingRead = access.Permission{Name: "billing:read", Module: "billing", Description: "Read the plan, usage to date and invoices", Roles: []string{access.TenantOwner, access.TenantAdmin, access.Analyst}}
+	PermUsageWrite    = access.Permission{Name: "usage:write", Module: "billing", Description: "Report usage events", Roles: []string{access.TenantOwner, access.TenantAdmin}}
+	PermUsageRead     = access.Permission{Name: "usage:read", Module: "billing", Description: "Read the usage ledger", Roles: []string{access.TenantOwner, access.TenantAdmin, access.Analyst}}
+	PermBillingManage = access.Permission{Name: "billing:manage", Module: "billing", Description: "Set the payment method and change the plan", Roles: []string{access.TenantOwner}}
+	PermBillingRead   = access.Permission{Name: "billing:read", Module: "billing", Description: "Read the plan, usage to date and invoices", Roles: []string{access.TenantOwner, access.TenantAdmin, access.Analyst}}
 )
 
 // Permissions returns the billing API's catalogue entries.
 func Permissions() []access.Permission {
-	return []access.Permission{PermUsageWrite, PermUsageRead, PermBillingRead}
+	return []access.Permission{PermUsageWrite, PermUsageRead, PermBillingRead, PermBillingManage}
 }
 
 // Module serves the billing API.
 type Module struct {
-	ledger *billing.Ledger
-	val    *httpx.Validator
-	now    func() time.Time
+	ledger   *billing.Ledger
+	payments *billing.Payments
+	val      *httpx.Validator
+	now      func() time.Time
 }
 
 // NewModule returns the billing API over the ledger.
-func NewModule(ledger *billing.Ledger, val *httpx.Validator) *Module {
-	return &Module{ledger: ledger, val: val, now: func() time.Time { return time.Now().UTC() }}
+func NewModule(ledger *billing.Ledger, payments *billing.Payments, val *httpx.Validator) *Module {
+	return &Module{ledger: ledger, payments: payments, val: val, now: func() time.Time { return time.Now().UTC() }}
 }
 
 // Name identifies the module.
@@ -66,6 +68,48 @@ func (m *Module) Routes(r *access.Router) {
 	meters := access.Perm(PermBillingRead, "The meters Switchboard charges by")
 	meters.Tag = "billing"
 	r.Get("/billing/meters", meters, m.meters)
+	pm := access.Perm(PermBillingRead, "The tenant's payment method and payment standing (dunning)")
+	pm.Tag = "billing"
+	r.Get("/billing/payment-method", pm, m.paymentMethod)
+	setup := access.Perm(PermBillingManage, "Start collecting a payment method: a Stripe SetupIntent's client secret for the console")
+	setup.Tag = "billing"
+	r.Post("/billing/payment-method", setup, m.setupPayment)
+	hook := access.Public("Stripe webhook: verified with Stripe-Signature (300 s), each event applied once")
+	hook.Tag = "webhooks"
+	r.Post("/webhooks/stripe", hook, m.stripeWebhook)
+}
+
+func (m *Module) paymentMethod(c *fiber.Ctx) error {
+	a, err := m.payments.Account(c.UserContext())
+	if err != nil {
+		return err
+	}
+	return c.JSON(a)
+}
+
+func (m *Module) setupPayment(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+	org, _ := tenant.OrgFrom(ctx)
+	actor := tenant.ActorFrom(ctx)
+	secret, err := m.payments.SetupPayment(ctx, org.Name, actor.Email)
+	if errors.Is(err, billing.ErrStripeNotConfigured) {
+		return &fiber.Error{Code: fiber.StatusServiceUnavailable, Message: "Payments are not configured on this installation"}
+	}
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"client_secret": secret})
+}
+
+func (m *Module) stripeWebhook(c *fiber.Ctx) error {
+	res, err := m.payments.HandleWebhook(c.UserContext(), c.Body(), c.Get("Stripe-Signature"))
+	if errors.Is(err, billing.ErrStripeNotConfigured) {
+		return &fiber.Error{Code: fiber.StatusServiceUnavailable, Message: "Stripe webhooks are not configured on this installation"}
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(res)
 }
 
 // rawBatch reads the events one by one, so a type error is reported against its event.
@@ -184,8 +228,13 @@ func (m *Module) meters(c *fiber.Ctx) error {
 	return c.JSON(httpx.List[billing.Meter]{Items: m.ledger.Meters().All()})
 }
 
-// Jobs registers the ledger's background work.
-func (m *Module) Jobs(mux *asynq.ServeMux) { m.ledger.Jobs(mux) }
+// Jobs registers the ledger's and dunning's background work.
+func (m *Module) Jobs(mux *asynq.ServeMux) {
+	m.ledger.Jobs(mux)
+	m.payments.Jobs(mux)
+}
 
-// Schedules lists the ledger's periodic tasks.
-func (m *Module) Schedules() []queue.Schedule { return m.ledger.Schedules() }
+// Schedules lists their periodic tasks.
+func (m *Module) Schedules() []queue.Schedule {
+	return append(m.ledger.Schedules(), m.payments.Schedules()...)
+}

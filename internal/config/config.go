@@ -52,6 +52,13 @@ type Config struct {
 	ShutdownTimeout  time.Duration // SWITCHBOARD_SHUTDOWN_TIMEOUT
 	LoginMaxFailures int           // SWITCHBOARD_LOGIN_MAX_FAILURES before lockout
 	LoginLockout     time.Duration // SWITCHBOARD_LOGIN_LOCKOUT
+
+	// Stripe: the secret API key, the webhook endpoint's signing secret and, for tests against
+	// stripe-mock, another API base URL (STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET, STRIPE_API_BASE).
+	StripeSecretKey, StripeWebhookSecret, StripeAPIBase string
+	// DunningGrace is how long a tenant stays past_due after a failed payment before it is
+	// suspended (SWITCHBOARD_DUNNING_GRACE).
+	DunningGrace time.Duration
 }
 
 // Production reports whether the service runs in production mode.
@@ -65,17 +72,20 @@ func (c Config) Embedded() bool { return c.DatabaseURL == "" }
 // data directory so restarts keep sessions and encrypted credentials readable.
 func Load(getenv func(string) string) (Config, error) {
 	c := Config{
-		Env:                or(getenv("SWITCHBOARD_ENV"), EnvDevelopment),
-		Addr:               or(getenv("SWITCHBOARD_ADDR"), ":8080"),
-		DataDir:            or(getenv("SWITCHBOARD_DATA_DIR"), "./data"),
-		PublicURL:          strings.TrimRight(getenv("SWITCHBOARD_PUBLIC_URL"), "/"),
-		DatabaseURL:        getenv("DATABASE_URL"),
-		MigrateDatabaseURL: or(getenv("DATABASE_MIGRATE_URL"), getenv("DATABASE_URL")),
-		RedisURL:           getenv("REDIS_URL"),
-		SMTPURL:            getenv("SWITCHBOARD_SMTP_URL"),
-		MailFrom:           or(getenv("SWITCHBOARD_MAIL_FROM"), "Switchboard <no-reply@switchboard.local>"),
-		LogLevel:           or(getenv("SWITCHBOARD_LOG_LEVEL"), "info"),
-		DemoPassword:       or(getenv("SWITCHBOARD_DEMO_PASSWORD"), "switchboard-demo"),
+		Env:                 or(getenv("SWITCHBOARD_ENV"), EnvDevelopment),
+		Addr:                or(getenv("SWITCHBOARD_ADDR"), ":8080"),
+		DataDir:             or(getenv("SWITCHBOARD_DATA_DIR"), "./data"),
+		PublicURL:           strings.TrimRight(getenv("SWITCHBOARD_PUBLIC_URL"), "/"),
+		DatabaseURL:         getenv("DATABASE_URL"),
+		MigrateDatabaseURL:  or(getenv("DATABASE_MIGRATE_URL"), getenv("DATABASE_URL")),
+		RedisURL:            getenv("REDIS_URL"),
+		SMTPURL:             getenv("SWITCHBOARD_SMTP_URL"),
+		MailFrom:            or(getenv("SWITCHBOARD_MAIL_FROM"), "Switchboard <no-reply@switchboard.local>"),
+		LogLevel:            or(getenv("SWITCHBOARD_LOG_LEVEL"), "info"),
+		DemoPassword:        or(getenv("SWITCHBOARD_DEMO_PASSWORD"), "switchboard-demo"),
+		StripeSecretKey:     getenv("STRIPE_SECRET_KEY"),
+		StripeWebhookSecret: getenv("STRIPE_WEBHOOK_SECRET"),
+		StripeAPIBase:       getenv("STRIPE_API_BASE"),
 	}
 	var err error
 	if c.BodyLimit, err = intVar(getenv, "SWITCHBOARD_BODY_LIMIT", 1<<20); err != nil {
@@ -97,6 +107,9 @@ func Load(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	if c.LoginLockout, err = durVar(getenv, "SWITCHBOARD_LOGIN_LOCKOUT", 15*time.Minute); err != nil {
+		return c, err
+	}
+	if c.DunningGrace, err = durVar(getenv, "SWITCHBOARD_DUNNING_GRACE", 7*24*time.Hour); err != nil {
 		return c, err
 	}
 	switch c.Env {
