@@ -63,6 +63,8 @@ type App struct {
 	Registry *access.Registry
 	Ledger   *billing.Ledger
 	Payments *billing.Payments
+	Plans    *billing.Plans
+	Invoicer *billing.Invoicer
 	Access   *access.Service
 	Identity *identity.Service
 	Outbox   *mail.Outbox
@@ -128,6 +130,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Stripe: stripesync.Config{SecretKey: cfg.StripeSecretKey, WebhookSecret: cfg.StripeWebhookSecret, APIBase: cfg.StripeAPIBase},
 		Grace:  cfg.DunningGrace,
 	}, a.Outbox, a.ownerEmails, log)
+	a.Plans = billing.NewPlans(a.DB, meters)
+	a.Invoicer = billing.NewInvoicer(a.DB, a.Ledger, a.Plans, a.Payments, log)
 	a.DB.OnOrgChange(func(uuid.UUID) {
 		a.Identity.ForgetSessions()
 		a.publishPolicyChange(context.Background())
@@ -140,7 +144,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		access.NewModule(a.Access, val),
 		audit.NewModule(a.DB, a.Access.Enforcer),
 		mail.NewModule(a.Outbox, !cfg.Production()),
-		billingapi.NewModule(a.Ledger, a.Payments, val),
+		billingapi.NewModule(a.Ledger, a.Payments, a.Plans, a.Invoicer, val),
 	}
 	a.HTTP = a.buildHTTP()
 	return a, nil

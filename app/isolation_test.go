@@ -3,8 +3,10 @@ package app_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboard-cloud/switchboard/app/apptest"
+	"github.com/switchboard-cloud/switchboard/billing"
 	"github.com/switchboard-cloud/switchboard/modules/access"
 	"github.com/switchboard-cloud/switchboard/tenant"
 )
@@ -20,6 +22,31 @@ type fixture struct {
 // objectRoutes has a fixture for every path with an id parameter behind a permission. The
 // walk below fails for a route that has none, so a new module must add its own.
 var objectRoutes = map[string]fixture{
+	"/api/v1/billing/invoices/:id": {
+		create: func(e *apptest.Env, owner *apptest.Client) string {
+			ctx := tenant.WithOrg(e.Ctx, e.Acme)
+			if _, err := e.App.Plans.Save(e.Ctx, billing.PlanInput{Code: "walk", Name: "Walk", Currency: "USD", BaseFee: 1000}); err != nil {
+				e.T.Fatal(err)
+			}
+			start := time.Now().UTC().AddDate(0, -2, 0)
+			if _, err := e.App.Plans.Subscribe(ctx, "walk", 0, start); err != nil {
+				e.T.Fatal(err)
+			}
+			p, err := e.App.Invoicer.PeriodAt(ctx, start)
+			if err != nil {
+				e.T.Fatal(err)
+			}
+			inv, _, err := e.App.Invoicer.Finalize(ctx, p, time.Now())
+			if err != nil {
+				e.T.Fatal(err)
+			}
+			return inv.ID.String()
+		},
+		unchanged: func(e *apptest.Env, owner *apptest.Client, id string) bool {
+			inv := owner.Do("GET", "/api/v1/billing/invoices/"+id, nil).Want(200).JSON()
+			return inv["total"] == float64(1000) && inv["status"] == "open"
+		},
+	},
 	"/api/v1/members/:user_id": {
 		create: func(e *apptest.Env, _ *apptest.Client) string {
 			id, err := e.App.UserID(e.Ctx, "agent1@acme.test")

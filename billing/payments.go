@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +33,9 @@ type Account struct {
 	GraceUntil       *time.Time `json:"grace_until"`
 	RemindersSent    int        `json:"reminders_sent"`
 	LastReminderAt   *time.Time `json:"last_reminder_at"`
+	AnchorDay        int        `json:"anchor_day"`
+	TaxRateBP        int64      `json:"tax_rate_bp"`
+	CreditBalance    int64      `json:"credit_balance"`
 	CreatedAt        time.Time  `json:"created_at"`
 	UpdatedAt        time.Time  `json:"updated_at"`
 }
@@ -368,6 +372,72 @@ func (p *Payments) Jobs(mux *asynq.ServeMux) {
 // Schedules runs dunning every 15 minutes.
 func (p *Payments) Schedules() []queue.Schedule {
 	return []queue.Schedule{{Cron: "@every 15m", Task: asynq.NewTask(TaskDunning, nil), Opts: []asynq.Option{asynq.Unique(14 * time.Minute)}}}
+}
+
+// schedulePush sends a just-finalised invoice to Stripe after its transaction: as invoice items,
+// an invoice and its finalisation, each with an idempotency key derived from the invoice number,
+// so a retry (RetryPushes) never charges twice. Without Stripe, or before the tenant has a
+// customer, the push is skipped and the invoice stays ours alone.
+func (p *Payments) schedulePush(ctx context.Context, inv Invoice) {
+	if err := p.push(ctx, inv); err != nil {
+		p.log.WarnContext(ctx, "push invoice to Stripe", "invoice", inv.Number, "err", err)
+	}
+}
+
+func (p *Payments) push(ctx context.Context, inv Invoice) error {
+	a, err := p.Account(ctx)
+	if err != nil {
+		return err
+	}
+	set := map[string]any{}
+	if p.stripe == nil || a.StripeCustomerID == "" {
+		set["push_status"] = "skipped"
+	} else {
+		si := stripesync.Invoice{Number: inv.Number, Currency: inv.Currency, Metadata: map[string]string{"tenant_id": inv.TenantID.String(), "invoice_id": inv.ID.String()}}
+		for _, l := range inv.Lines {
+			if l.Amount != 0 {
+				si.Lines = append(si.Lines, stripesync.Line{Description: l.Description, Amount: l.Amount})
+			}
+		}
+		id, perr := p.stripe.PushInvoice(ctx, a.StripeCustomerID, si)
+		if perr != nil {
+			set["push_status"], set["push_error"] = "failed", perr.Error()
+			err = perr
+		} else {
+			set["push_status"], set["push_error"], set["stripe_invoice_id"] = "pushed", "", id
+		}
+	}
+	if uerr := p.db.Run(ctx, func(tx *gorm.DB) error {
+		return tx.Model(&Invoice{}).Where("tenant_id = ? AND id = ?", inv.TenantID, inv.ID).Updates(set).Error
+	}); uerr != nil {
+		return errors.Join(err, uerr)
+	}
+	return err
+}
+
+// RetryPushes pushes again every invoice whose push failed, and returns how many now went.
+func (p *Payments) RetryPushes(ctx context.Context) (int, error) {
+	pctx := p.db.AsPlatform(ctx, "retry failed invoice pushes")
+	var failed []Invoice
+	if err := p.db.Run(pctx, func(tx *gorm.DB) error {
+		return tx.Where("push_status = 'failed'").Order("tenant_id, id").Find(&failed).Error
+	}); err != nil {
+		return 0, err
+	}
+	ok := 0
+	for _, inv := range failed {
+		org, err := p.org(pctx, inv.TenantID)
+		if err != nil {
+			return ok, err
+		}
+		if err := json.Unmarshal([]byte(inv.LinesRaw), &inv.Lines); err != nil {
+			return ok, err
+		}
+		if p.push(tenant.WithOrg(ctx, org), inv) == nil {
+			ok++
+		}
+	}
+	return ok, nil
 }
 
 func acctID(ctx context.Context) uuid.UUID {

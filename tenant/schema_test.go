@@ -25,6 +25,7 @@ var globalTables = map[string]string{
 	"user_tokens":      "email verification and password reset belong to a user",
 	"mails":            "the outbox of system mail (sign-up, resets) sent before any tenant exists",
 	"goose_db_version": "the migration tool's bookkeeping",
+	"plans":            "the platform's price list, shared by every tenant (a reference table on Citus)",
 	"stripe_events":    "Stripe webhook event ids already processed; an event arrives before its tenant is known",
 }
 

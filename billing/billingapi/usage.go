@@ -37,13 +37,15 @@ func Permissions() []access.Permission {
 type Module struct {
 	ledger   *billing.Ledger
 	payments *billing.Payments
+	plans    *billing.Plans
+	invoicer *billing.Invoicer
 	val      *httpx.Validator
 	now      func() time.Time
 }
 
 // NewModule returns the billing API over the ledger.
-func NewModule(ledger *billing.Ledger, payments *billing.Payments, val *httpx.Validator) *Module {
-	return &Module{ledger: ledger, payments: payments, val: val, now: func() time.Time { return time.Now().UTC() }}
+func NewModule(ledger *billing.Ledger, payments *billing.Payments, plans *billing.Plans, invoicer *billing.Invoicer, val *httpx.Validator) *Module {
+	return &Module{ledger: ledger, payments: payments, plans: plans, invoicer: invoicer, val: val, now: func() time.Time { return time.Now().UTC() }}
 }
 
 // Name identifies the module.
@@ -77,6 +79,7 @@ func (m *Module) Routes(r *access.Router) {
 	hook := access.Public("Stripe webhook: verified with Stripe-Signature (300 s), each event applied once")
 	hook.Tag = "webhooks"
 	r.Post("/webhooks/stripe", hook, m.stripeWebhook)
+	m.invoiceRoutes(r)
 }
 
 func (m *Module) paymentMethod(c *fiber.Ctx) error {

@@ -166,6 +166,8 @@ func (m *Migrator) GrantApp(ctx context.Context, appRole string) error {
 		`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ` + role,
 		`REVOKE UPDATE, DELETE ON audit_events FROM ` + role,
 		`REVOKE UPDATE, DELETE ON usage_events FROM ` + role,
+		`REVOKE UPDATE, DELETE ON invoices FROM ` + role,
+		`GRANT UPDATE (status, push_status, push_error, stripe_invoice_id) ON invoices TO ` + role,
 		`REVOKE INSERT, UPDATE, DELETE ON goose_db_version FROM ` + role,
 	} {
 		if _, err := m.sqlDB.ExecContext(ctx, q); err != nil {

@@ -95,6 +95,7 @@ func (rt *Router) Post(path string, s Spec, h fiber.Handler) { rt.Handle(fiber.M
 func (rt *Router) Patch(path string, s Spec, h fiber.Handler) {
 	rt.Handle(fiber.MethodPatch, path, s, h)
 }
+func (rt *Router) Put(path string, s Spec, h fiber.Handler) { rt.Handle(fiber.MethodPut, path, s, h) }
 func (rt *Router) Delete(path string, s Spec, h fiber.Handler) {
 	rt.Handle(fiber.MethodDelete, path, s, h)
 }

@@ -1,0 +1,228 @@
+package billing
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/switchboard-cloud/switchboard/billing/rating"
+	"github.com/switchboard-cloud/switchboard/internal/apperr"
+	"github.com/switchboard-cloud/switchboard/internal/ids"
+	"github.com/switchboard-cloud/switchboard/tenant"
+)
+
+// Tier is one step of a tiered price, in minor units.
+type Tier struct {
+	UpTo       int64 `json:"up_to"` // 0: no upper bound (last tier only)
+	UnitAmount int64 `json:"unit_amount"`
+	FlatAmount int64 `json:"flat_amount"`
+}
+
+// Price is what a plan charges for one meter.
+type Price struct {
+	Meter      string `json:"meter" validate:"required"`
+	Model      string `json:"model" validate:"required,oneof=per_unit graduated volume"`
+	UnitAmount int64  `json:"unit_amount" validate:"min=0"`
+	Included   int64  `json:"included" validate:"min=0"`
+	Tiers      []Tier `json:"tiers,omitempty"`
+}
+
+// PlanInput is the body that creates a plan or its next version.
+type PlanInput struct {
+	Code      string  `json:"code" validate:"required,min=2,max=40"`
+	Name      string  `json:"name" validate:"required,max=120"`
+	Currency  string  `json:"currency" validate:"required,len=3,uppercase"`
+	BaseFee   int64   `json:"base_fee" validate:"min=0"`
+	TrialDays int     `json:"trial_days" validate:"min=0,max=365"`
+	Prices    []Price `json:"prices" validate:"dive"`
+}
+
+// Plan is one version of a plan.
+type Plan struct {
+	Code      string    `json:"code" gorm:"primaryKey"`
+	Version   int       `json:"version" gorm:"primaryKey"`
+	Name      string    `json:"name"`
+	Currency  string    `json:"currency"`
+	BaseFee   int64     `json:"base_fee"`
+	PricesRaw string    `json:"-" gorm:"column:prices"`
+	Prices    []Price   `json:"prices" gorm:"-"`
+	TrialDays int       `json:"trial_days"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func (p *Plan) decode() error { return json.Unmarshal([]byte(p.PricesRaw), &p.Prices) }
+
+// Rating returns the plan as the rating engine takes it.
+func (p Plan) Rating() rating.Plan {
+	rp := rating.Plan{Code: p.Code, Version: p.Version, Currency: p.Currency, BaseFee: p.BaseFee, TrialDays: p.TrialDays}
+	for _, pr := range p.Prices {
+		x := rating.Price{Meter: pr.Meter, Model: pr.Model, UnitAmount: pr.UnitAmount, Included: pr.Included}
+		for _, t := range pr.Tiers {
+			x.Tiers = append(x.Tiers, rating.Tier{UpTo: t.UpTo, UnitAmount: t.UnitAmount, FlatAmount: t.FlatAmount})
+		}
+		rp.Prices = append(rp.Prices, x)
+	}
+	return rp
+}
+
+// SubscriptionChange is a tenant moving onto a plan version at a time.
+type SubscriptionChange struct {
+	TenantID    uuid.UUID `json:"-" gorm:"type:uuid;primaryKey"`
+	ID          uuid.UUID `json:"id" gorm:"type:uuid;primaryKey"`
+	PlanCode    string    `json:"plan_code"`
+	PlanVersion int       `json:"plan_version"`
+	EffectiveAt time.Time `json:"effective_at"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// Plans manages the price list and which plan each tenant is on.
+type Plans struct {
+	db     *tenant.DB
+	meters *Meters
+	now    func() time.Time
+}
+
+// NewPlans returns the plan service.
+func NewPlans(db *tenant.DB, meters *Meters) *Plans {
+	return &Plans{db: db, meters: meters, now: func() time.Time { return time.Now().UTC() }}
+}
+
+// Save stores in as the next version of its plan (version 1 for a new code). Versions are never
+// edited: tenants on an older one stay on it until moved.
+func (p *Plans) Save(ctx context.Context, in PlanInput) (Plan, error) {
+	var bad apperr.Fields
+	for i, pr := range in.Prices {
+		if _, ok := p.meters.Get(pr.Meter); !ok {
+			bad.Add(fmt.Sprintf("prices[%d].meter", i), "is not a known meter")
+		}
+	}
+	if err := bad.Err(); err != nil {
+		return Plan{}, err
+	}
+	plan := Plan{Code: in.Code, Name: in.Name, Currency: in.Currency, BaseFee: in.BaseFee, Prices: in.Prices, TrialDays: in.TrialDays, CreatedAt: p.now()}
+	if plan.Prices == nil {
+		plan.Prices = []Price{}
+	}
+	check := plan.Rating()
+	check.Version = 1 // the real one is assigned below
+	if err := check.Validate(); err != nil {
+		return Plan{}, apperr.Invalid("prices", err.Error())
+	}
+	raw, _ := json.Marshal(plan.Prices)
+	plan.PricesRaw = string(raw)
+	err := p.db.Tx(ctx, func(ctx context.Context) error {
+		return p.db.Global(ctx, func(tx *gorm.DB) error {
+			var last *int
+			if err := tx.Model(&Plan{}).Where("code = ?", in.Code).Select("MAX(version)").Scan(&last).Error; err != nil {
+				return err
+			}
+			plan.Version = 1
+			if last != nil {
+				plan.Version = *last + 1
+			}
+			return tx.Create(&plan).Error
+		})
+	})
+	if err != nil {
+		return Plan{}, fmt.Errorf("billing: save plan: %w", err)
+	}
+	return plan, nil
+}
+
+// List returns every version of every plan, newest version first within a code.
+func (p *Plans) List(ctx context.Context) ([]Plan, error) {
+	var out []Plan
+	err := p.db.Global(ctx, func(tx *gorm.DB) error { return tx.Order("code, version DESC").Find(&out).Error })
+	for i := range out {
+		if err == nil {
+			err = out[i].decode()
+		}
+	}
+	return out, err
+}
+
+// Get returns one plan version; version 0 is the latest.
+func (p *Plans) Get(ctx context.Context, code string, version int) (Plan, error) {
+	var plan Plan
+	err := p.db.Global(ctx, func(tx *gorm.DB) error {
+		q := tx.Where("code = ?", code)
+		if version > 0 {
+			q = q.Where("version = ?", version)
+		}
+		return q.Order("version DESC").Take(&plan).Error
+	})
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return Plan{}, apperr.ErrNotFound
+	}
+	if err != nil {
+		return Plan{}, err
+	}
+	return plan, plan.decode()
+}
+
+// Subscribe moves the tenant in ctx onto a plan version from at (now when zero). The first
+// subscription fixes the tenant's billing anchor day. A change in the middle of a period
+// prorates: the period is rated in segments, one per plan.
+func (p *Plans) Subscribe(ctx context.Context, code string, version int, at time.Time) (SubscriptionChange, error) {
+	tid, ok := tenant.ID(ctx)
+	if !ok {
+		return SubscriptionChange{}, tenant.ErrNoTenant
+	}
+	plan, err := p.Get(ctx, code, version)
+	if errors.Is(err, apperr.ErrNotFound) {
+		return SubscriptionChange{}, apperr.Invalid("plan_code", "no such plan or version")
+	}
+	if err != nil {
+		return SubscriptionChange{}, err
+	}
+	if at.IsZero() {
+		at = p.now()
+	}
+	at = at.UTC().Truncate(time.Second)
+	ch := SubscriptionChange{TenantID: tid, ID: ids.New(), PlanCode: plan.Code, PlanVersion: plan.Version, EffectiveAt: at, CreatedAt: p.now()}
+	err = p.db.Tx(ctx, func(ctx context.Context) error {
+		return p.db.Run(ctx, func(tx *gorm.DB) error {
+			var cur []SubscriptionChange
+			if err := tx.Order("effective_at DESC").Limit(1).Find(&cur).Error; err != nil {
+				return err
+			}
+			if len(cur) > 0 {
+				prev, err := p.Get(ctx, cur[0].PlanCode, cur[0].PlanVersion)
+				if err != nil {
+					return err
+				}
+				if prev.Currency != plan.Currency {
+					return apperr.Invalid("plan_code", "the plan's currency ("+plan.Currency+") differs from the current plan's ("+prev.Currency+")")
+				}
+			} else {
+				// The first plan anchors the periods: they start on its day of the month.
+				now := p.now()
+				if err := tx.Exec(`INSERT INTO billing_accounts (tenant_id, payment_status, anchor_day, created_at, updated_at) VALUES (?, 'ok', ?, ?, ?)
+					ON CONFLICT (tenant_id) DO UPDATE SET anchor_day = excluded.anchor_day`, tid, at.Day(), now, now).Error; err != nil {
+					return err
+				}
+			}
+			if err := tx.Create(&ch).Error; err != nil {
+				return err
+			}
+			return p.db.Record(ctx, tenant.Audit{Action: "billing.plan_changed", ObjectType: "plan", ObjectID: fmt.Sprintf("%s@%d", plan.Code, plan.Version),
+				Data: map[string]any{"effective_at": at}})
+		})
+	})
+	if err != nil {
+		return SubscriptionChange{}, fmt.Errorf("billing: subscribe: %w", err)
+	}
+	return ch, nil
+}
+
+// History returns the tenant's plan changes, oldest first.
+func (p *Plans) History(ctx context.Context) ([]SubscriptionChange, error) {
+	var out []SubscriptionChange
+	err := p.db.Run(ctx, func(tx *gorm.DB) error { return tx.Order("effective_at, id").Find(&out).Error })
+	return out, err
+}
