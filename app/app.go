@@ -20,6 +20,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver for the migration connection
 	"gorm.io/gorm"
 
+	"github.com/switchboard-cloud/switchboard/admin"
 	"github.com/switchboard-cloud/switchboard/billing"
 	"github.com/switchboard-cloud/switchboard/billing/billingapi"
 	"github.com/switchboard-cloud/switchboard/billing/stripesync"
@@ -105,7 +106,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if a.Outbox, err = mail.NewOutbox(a.DB, a.Queue, log, cfg.SMTPURL, cfg.MailFrom); err != nil {
 		return nil, err
 	}
-	cat, err := access.NewCatalogue(access.Permissions(), identity.Permissions(), audit.Permissions(), billingapi.Permissions())
+	cat, err := access.NewCatalogue(access.Permissions(), identity.Permissions(), audit.Permissions(), billingapi.Permissions(), admin.Permissions())
 	if err != nil {
 		return nil, err
 	}
@@ -145,6 +146,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		audit.NewModule(a.DB, a.Access.Enforcer),
 		mail.NewModule(a.Outbox, !cfg.Production()),
 		billingapi.NewModule(a.Ledger, a.Payments, a.Plans, a.Invoicer, val),
+		admin.NewModule(a.DB, a.Ledger, a.Plans, a.Invoicer, a.Payments, val),
 	}
 	a.HTTP = a.buildHTTP()
 	return a, nil

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,26 @@ type fixture struct {
 
 // objectRoutes has a fixture for every path with an id parameter behind a permission. The
 // walk below fails for a route that has none, so a new module must add its own.
+var paramRE = regexp.MustCompile(`:[a-z_]+`)
+
+// adminTenant probes the platform admin's tenant routes with Acme's id: tenant callers get 404
+// (the routes are hidden), and Acme stays active, on no plan, with no credit.
+var adminTenant = fixture{
+	create: func(e *apptest.Env, _ *apptest.Client) string { return e.Acme.ID.String() },
+	body:   map[string]any{"amount": 100000, "reason": "probe", "plan_code": "walk"},
+	unchanged: func(e *apptest.Env, owner *apptest.Client, _ string) bool {
+		acct := owner.Do("GET", "/api/v1/billing/payment-method", nil).Want(200).JSON()
+		me := owner.Do("GET", "/api/v1/me", nil).Want(200).JSON()
+		org, _ := me["current_org"].(map[string]any)
+		return acct["credit_balance"] == float64(0) && org["status"] == "active"
+	},
+}
+
 var objectRoutes = map[string]fixture{
+	"/api/v1/admin/tenants/:id/suspend":    adminTenant,
+	"/api/v1/admin/tenants/:id/reactivate": adminTenant,
+	"/api/v1/admin/tenants/:id/credits":    adminTenant,
+	"/api/v1/admin/tenants/:id/plan":       adminTenant,
 	"/api/v1/billing/invoices/:id": {
 		create: func(e *apptest.Env, owner *apptest.Client) string {
 			ctx := tenant.WithOrg(e.Ctx, e.Acme)
@@ -139,10 +159,10 @@ func TestCrossTenantObjectAccessIs404(t *testing.T) {
 					id = fx.create(e, acme)
 					made[r.Path] = id
 				}
-				path := r.Path[:strings.IndexByte(r.Path, ':')] + id
+				path := paramRE.ReplaceAllString(r.Path, id)
 				for name, c := range callers {
 					var body any
-					if r.Method == "PATCH" || r.Method == "POST" {
+					if r.Method == "PATCH" || r.Method == "POST" || r.Method == "PUT" {
 						body = fx.body
 					}
 					res := c.Do(r.Method, path, body)

@@ -440,6 +440,31 @@ func (p *Payments) RetryPushes(ctx context.Context) (int, error) {
 	return ok, nil
 }
 
+// GrantCredit adds amount (minor units, in the plan's currency) to the tenant's credit balance,
+// which the next invoices use up after tax. Audited with its reason.
+func (p *Payments) GrantCredit(ctx context.Context, amount int64, reason string) (Account, error) {
+	if amount <= 0 {
+		return Account{}, apperr.Invalid("amount", "must be positive")
+	}
+	if _, err := p.Account(ctx); err != nil {
+		return Account{}, err
+	}
+	err := p.db.Tx(ctx, func(ctx context.Context) error {
+		if err := p.db.Run(ctx, func(tx *gorm.DB) error {
+			return tx.Model(&Account{}).Where("tenant_id = ?", acctID(ctx)).
+				Updates(map[string]any{"credit_balance": gorm.Expr("credit_balance + ?", amount), "updated_at": p.now()}).Error
+		}); err != nil {
+			return err
+		}
+		return p.db.Record(ctx, tenant.Audit{Action: "billing.credit_granted", ObjectType: "billing_account", ObjectID: acctID(ctx).String(),
+			Data: map[string]any{"amount": amount, "reason": reason}})
+	})
+	if err != nil {
+		return Account{}, fmt.Errorf("billing: grant credit: %w", err)
+	}
+	return p.Account(ctx)
+}
+
 func acctID(ctx context.Context) uuid.UUID {
 	id, _ := tenant.ID(ctx)
 	return id

@@ -1,0 +1,243 @@
+// Package admin is the platform administrators' API under /api/v1/admin: tenants and their
+// lifecycle, the price list, billing runs. Every route is hidden (404 without the permission),
+// and the permissions are platform-only, so no tenant role, built-in or custom, can hold them.
+package admin
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/switchboard-cloud/switchboard/billing"
+	"github.com/switchboard-cloud/switchboard/internal/apperr"
+	"github.com/switchboard-cloud/switchboard/internal/httpx"
+	"github.com/switchboard-cloud/switchboard/internal/ids"
+	"github.com/switchboard-cloud/switchboard/modules/access"
+	"github.com/switchboard-cloud/switchboard/tenant"
+)
+
+// Permissions of the admin API.
+var (
+	PermTenants = access.Permission{Name: "tenants:manage", Module: "admin", Description: "List tenants, suspend, reactivate, grant credit, change plans", Roles: []string{access.PlatformAdmin}, PlatformOnly: true}
+	PermPlans   = access.Permission{Name: "plans:manage", Module: "admin", Description: "Edit the price list", Roles: []string{access.PlatformAdmin, access.BillingAdmin}, PlatformOnly: true}
+	PermBilling = access.Permission{Name: "billing:run", Module: "admin", Description: "Preview and finalise billing runs, retry Stripe pushes", Roles: []string{access.PlatformAdmin, access.BillingAdmin}, PlatformOnly: true}
+)
+
+// Permissions returns the admin catalogue entries.
+func Permissions() []access.Permission {
+	return []access.Permission{PermTenants, PermPlans, PermBilling}
+}
+
+// Module is the admin API.
+type Module struct {
+	db       *tenant.DB
+	ledger   *billing.Ledger
+	plans    *billing.Plans
+	invoicer *billing.Invoicer
+	payments *billing.Payments
+	val      *httpx.Validator
+	now      func() time.Time
+}
+
+// NewModule returns the admin API.
+func NewModule(db *tenant.DB, ledger *billing.Ledger, plans *billing.Plans, invoicer *billing.Invoicer, payments *billing.Payments, val *httpx.Validator) *Module {
+	return &Module{db: db, ledger: ledger, plans: plans, invoicer: invoicer, payments: payments, val: val, now: func() time.Time { return time.Now().UTC() }}
+}
+
+// Name identifies the module.
+func (m *Module) Name() string { return "admin" }
+
+func spec(p access.Permission, summary string, req any) access.Spec {
+	s := access.Perm(p, summary)
+	s.Tag, s.Hidden, s.Request = "admin", true, req
+	return s
+}
+
+// Routes registers the admin API.
+func (m *Module) Routes(r *access.Router) {
+	r.Get("/admin/tenants", spec(PermTenants, "Tenants with status, plan and usage of the open period", nil), m.tenants)
+	r.Post("/admin/tenants/:id/suspend", spec(PermTenants, "Suspend a tenant (console read-only, outbound paused)", nil), m.transition(tenant.StatusSuspended))
+	r.Post("/admin/tenants/:id/reactivate", spec(PermTenants, "Reactivate a tenant", nil), m.transition(tenant.StatusActive))
+	r.Post("/admin/tenants/:id/credits", spec(PermTenants, "Grant credit (minor units), used by the next invoices", CreditInput{}), m.credit)
+	r.Put("/admin/tenants/:id/plan", spec(PermTenants, "Move a tenant onto a plan version from a time (prorated)", PlanMove{}), m.movePlan)
+	r.Get("/admin/plans", spec(PermPlans, "Every version of every plan", nil), m.listPlans)
+	r.Post("/admin/plans", spec(PermPlans, "Create a plan or its next version", billing.PlanInput{}), m.savePlan)
+	r.Post("/admin/billing-runs", spec(PermBilling, "Bill every tenant for its period starting in a month: preview, or finalise", RunInput{}), m.run)
+	r.Post("/admin/billing-runs/retry-pushes", spec(PermBilling, "Push again every invoice whose Stripe push failed", nil), m.retry)
+}
+
+// TenantRow is one line of the tenants list.
+type TenantRow struct {
+	ID     uuid.UUID            `json:"id"`
+	Name   string               `json:"name"`
+	Slug   string               `json:"slug"`
+	Status tenant.Status        `json:"status"`
+	Plan   string               `json:"plan"`
+	Usage  []billing.MeterTotal `json:"usage"`
+	Draft  *billing.Invoice     `json:"draft,omitempty"`
+}
+
+func (m *Module) tenants(c *fiber.Ctx) error {
+	ctx := m.db.AsPlatform(c.UserContext(), "platform admin lists tenants")
+	var orgs []tenant.Org
+	if err := m.db.Global(ctx, func(tx *gorm.DB) error {
+		return tx.Where("kind = ?", tenant.KindTenant).Order("name").Limit(500).Find(&orgs).Error
+	}); err != nil {
+		return err
+	}
+	out := make([]TenantRow, 0, len(orgs))
+	for _, o := range orgs {
+		tctx := tenant.WithOrg(c.UserContext(), o)
+		row := TenantRow{ID: o.ID, Name: o.Name, Slug: o.Slug, Status: o.Status}
+		hist, err := m.plans.History(tctx)
+		if err != nil {
+			return err
+		}
+		if len(hist) > 0 {
+			last := hist[len(hist)-1]
+			row.Plan = last.PlanCode + "@" + strconv.Itoa(last.PlanVersion)
+			p, err := m.invoicer.PeriodAt(tctx, m.now())
+			if err != nil {
+				return err
+			}
+			if d, err := m.invoicer.Draft(tctx, p); err == nil {
+				row.Draft = &d
+			}
+			if row.Usage, err = m.ledger.Totals(tctx, p.Start, p.End); err != nil {
+				return err
+			}
+		}
+		out = append(out, row)
+	}
+	return c.JSON(httpx.List[TenantRow]{Items: out})
+}
+
+// target loads the tenant named in the path, as a context scoped to it; not a tenant → 404.
+func (m *Module) target(c *fiber.Ctx) (context.Context, tenant.Org, error) {
+	s, err := httpx.PathID(c, "id")
+	if err != nil {
+		return nil, tenant.Org{}, err
+	}
+	id, _ := ids.Parse(s)
+	var org tenant.Org
+	err = m.db.Global(c.UserContext(), func(tx *gorm.DB) error {
+		return tx.Where("id = ? AND kind = ?", id, tenant.KindTenant).Take(&org).Error
+	})
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, org, apperr.ErrNotFound
+	}
+	if err != nil {
+		return nil, org, err
+	}
+	return tenant.WithOrg(c.UserContext(), org), org, nil
+}
+
+func (m *Module) transition(to tenant.Status) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		_, org, err := m.target(c)
+		if err != nil {
+			return err
+		}
+		o, err := m.db.Transition(c.UserContext(), org.ID, to, "platform admin")
+		if err != nil {
+			return err
+		}
+		return c.JSON(o)
+	}
+}
+
+// CreditInput grants credit.
+type CreditInput struct {
+	Amount int64  `json:"amount" validate:"required,min=1,max=100000000000"`
+	Reason string `json:"reason" validate:"required,max=200"`
+}
+
+func (m *Module) credit(c *fiber.Ctx) error {
+	var in CreditInput
+	if err := httpx.Decode(c, m.val, &in); err != nil {
+		return err
+	}
+	tctx, _, err := m.target(c)
+	if err != nil {
+		return err
+	}
+	a, err := m.payments.GrantCredit(tctx, in.Amount, in.Reason)
+	if err != nil {
+		return err
+	}
+	return c.JSON(a)
+}
+
+// PlanMove moves a tenant onto a plan.
+type PlanMove struct {
+	PlanCode    string    `json:"plan_code" validate:"required,max=40"`
+	PlanVersion int       `json:"plan_version" validate:"min=0"`
+	EffectiveAt time.Time `json:"effective_at"`
+}
+
+func (m *Module) movePlan(c *fiber.Ctx) error {
+	var in PlanMove
+	if err := httpx.Decode(c, m.val, &in); err != nil {
+		return err
+	}
+	tctx, _, err := m.target(c)
+	if err != nil {
+		return err
+	}
+	ch, err := m.plans.Subscribe(tctx, in.PlanCode, in.PlanVersion, in.EffectiveAt)
+	if err != nil {
+		return err
+	}
+	return c.JSON(ch)
+}
+
+func (m *Module) listPlans(c *fiber.Ctx) error {
+	ps, err := m.plans.List(c.UserContext())
+	if err != nil {
+		return err
+	}
+	return c.JSON(httpx.List[billing.Plan]{Items: ps})
+}
+
+func (m *Module) savePlan(c *fiber.Ctx) error {
+	var in billing.PlanInput
+	if err := httpx.Decode(c, m.val, &in); err != nil {
+		return err
+	}
+	p, err := m.plans.Save(c.UserContext(), in)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(p)
+}
+
+// RunInput starts a billing run.
+type RunInput struct {
+	Period   string `json:"period" validate:"required,len=7"` // YYYY-MM
+	Finalize bool   `json:"finalize"`
+}
+
+func (m *Module) run(c *fiber.Ctx) error {
+	var in RunInput
+	if err := httpx.Decode(c, m.val, &in); err != nil {
+		return err
+	}
+	items, err := m.invoicer.Run(c.UserContext(), in.Period, in.Finalize, m.now())
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"period": in.Period, "finalize": in.Finalize, "items": items})
+}
+
+func (m *Module) retry(c *fiber.Ctx) error {
+	n, err := m.payments.RetryPushes(c.UserContext())
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"pushed": n})
+}

@@ -1,0 +1,185 @@
+package admin_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-cloud/switchboard/app/apptest"
+)
+
+// Every /api/v1/admin route answers 404 to tenant roles (owner, admin API key, agent, analyst
+// custom role) and to a vendor manager, and is reachable by the platform admin.
+func TestAdminRoutesHiddenFromTenants(t *testing.T) {
+	for _, d := range apptest.Dialects(t) {
+		t.Run(apptest.Name(d), func(t *testing.T) {
+			e := apptest.New(t, d)
+			owner := e.Login("owner@acme.test")
+			key := owner.Do("POST", "/api/v1/api-keys", map[string]any{"name": "probe", "role": "tenant_admin"}).Want(201).JSON()["key"].(string)
+			tenantCallers := map[string]*apptest.Client{
+				"acme owner":        owner,
+				"acme admin key":    e.Key(key),
+				"acme agent":        e.Login("agent1@acme.test"),
+				"globex owner":      e.Login("owner@globex.test"),
+				"vendor manager":    e.Login("manager@northwind.test"),
+				"owner in platform": owner.InOrg(e.Platform.ID),
+			}
+			platform := e.Login("admin@switchboard.test").InOrg(e.Platform.ID)
+			n := 0
+			for _, r := range e.App.Registry.Routes() {
+				if !strings.HasPrefix(r.Path, "/api/v1/admin") {
+					continue
+				}
+				n++
+				path := strings.ReplaceAll(r.Path, ":id", e.Acme.ID.String())
+				for name, c := range tenantCallers {
+					if res := c.Do(r.Method, path, map[string]any{}); res.Status != 404 {
+						t.Errorf("%s: %s %s → %d, want 404", name, r.Method, path, res.Status)
+					}
+				}
+				if !r.Hidden {
+					t.Errorf("%s %s is not hidden", r.Method, r.Path)
+				}
+			}
+			if n < 9 {
+				t.Fatalf("only %d admin routes", n)
+			}
+			platform.Do("GET", "/api/v1/admin/tenants", nil).Want(200)
+			platform.Do("GET", "/api/v1/admin/plans", nil).Want(200)
+		})
+	}
+}
+
+// TestBillingFlow: the platform admin creates a plan, moves Acme onto it, runs billing (preview,
+// then finalise), and Acme's owner sees the same invoice and its usage; a late event becomes an
+// adjustment on the next invoice; Globex sees none of it; a second run bills nothing twice.
+func TestBillingFlow(t *testing.T) {
+	for _, d := range apptest.Dialects(t) {
+		t.Run(apptest.Name(d), func(t *testing.T) {
+			e := apptest.New(t, d)
+			admin := e.Login("admin@switchboard.test").InOrg(e.Platform.ID)
+			owner, globex := e.Login("owner@acme.test"), e.Login("owner@globex.test")
+
+			plan := admin.Do("POST", "/api/v1/admin/plans", map[string]any{
+				"code": "growth", "name": "Growth", "currency": "CNY", "base_fee": 99900,
+				"prices": []any{
+					map[string]any{"meter": "interactions", "model": "per_unit", "unit_amount": 5, "included": 1000},
+					map[string]any{"meter": "voice_minutes", "model": "graduated", "tiers": []any{
+						map[string]any{"up_to": 100, "unit_amount": 20}, map[string]any{"up_to": 0, "unit_amount": 10}}},
+				},
+			}).Want(201).JSON()
+			if plan["version"] != float64(1) {
+				t.Fatalf("plan: %v", plan)
+			}
+			admin.Do("POST", "/api/v1/admin/plans", map[string]any{"code": "bad", "name": "Bad", "currency": "CNY",
+				"prices": []any{map[string]any{"meter": "teleports", "model": "per_unit", "unit_amount": 1}}}).Want(422)
+
+			// Acme on Growth from the start of a day two months ago: two closed periods.
+			start := time.Now().UTC().AddDate(0, -2, -1).Truncate(24 * time.Hour)
+			if start.Day() > 28 {
+				start = start.AddDate(0, 0, -3) // keep the anchor a day every month has
+			}
+			admin.Do("PUT", "/api/v1/admin/tenants/"+e.Acme.ID.String()+"/plan", map[string]any{"plan_code": "growth", "effective_at": start}).Want(200)
+			p1End := start.AddDate(0, 1, 0)
+
+			// Usage in the first period: 1,250 interactions, 130 voice minutes.
+			events := []any{}
+			for i := range 25 {
+				events = append(events, map[string]any{"meter": "interactions", "quantity": 50, "idempotency_key": fmt.Sprint("i", i), "occurred_at": start.Add(time.Duration(i+1) * time.Hour)})
+			}
+			events = append(events, map[string]any{"meter": "voice_minutes", "quantity": 130, "idempotency_key": "v1", "occurred_at": start.Add(30 * time.Hour)})
+			owner.Do("POST", "/api/v1/usage-events", map[string]any{"events": events}).Want(200)
+
+			// 99,900 base + (1,250 − 1,000) × 5 = 1,250 + 100 × 20 + 30 × 10 = 2,300 → 103,450.
+			const want = 99900 + 1250 + 2300
+			month := start.Format("2006-01")
+			preview := admin.Do("POST", "/api/v1/admin/billing-runs", map[string]any{"period": month}).Want(200).JSON()
+			items := preview["items"].([]any)
+			if len(items) != 1 {
+				t.Fatalf("preview items: %v", items)
+			}
+			if tot := items[0].(map[string]any)["invoice"].(map[string]any)["total"]; tot != float64(want) {
+				t.Fatalf("preview total %v, want %d", tot, want)
+			}
+			if got := owner.Do("GET", "/api/v1/billing/invoices", nil).Want(200).Items(); len(got) != 0 {
+				t.Fatalf("a preview stored invoices: %v", got)
+			}
+			run := admin.Do("POST", "/api/v1/admin/billing-runs", map[string]any{"period": month, "finalize": true}).Want(200).JSON()
+			inv := run["items"].([]any)[0].(map[string]any)["invoice"].(map[string]any)
+			number, id := inv["number"].(string), inv["id"].(string)
+			if inv["total"] != float64(want) || !strings.HasPrefix(number, "ACME-") || inv["push_status"] != "pending" {
+				t.Fatalf("finalised: %v", inv)
+			}
+			// Again: the same invoice, nothing new.
+			again := admin.Do("POST", "/api/v1/admin/billing-runs", map[string]any{"period": month, "finalize": true}).Want(200).JSON()
+			if it := again["items"].([]any)[0].(map[string]any); it["created"] != false || it["invoice"].(map[string]any)["id"] != id {
+				t.Fatalf("second run: %v", it)
+			}
+
+			// The owner sees the same invoice, printable in both languages.
+			list := owner.Do("GET", "/api/v1/billing/invoices", nil).Want(200).Items()
+			if len(list) != 1 || list[0]["number"] != number || list[0]["total"] != float64(want) {
+				t.Fatalf("owner's invoices: %v", list)
+			}
+			html := string(owner.Do("GET", "/api/v1/billing/invoices/"+id+"?format=html&lang=zh-CN", nil).Want(200).Body)
+			if !strings.Contains(html, "发票") || !strings.Contains(html, number) || !strings.Contains(html, "1034.50 CNY") {
+				t.Fatalf("zh-CN invoice: %s", html)
+			}
+			if en := string(owner.Do("GET", "/api/v1/billing/invoices/"+id+"?format=html&lang=en", nil).Want(200).Body); !strings.Contains(en, "Total due") {
+				t.Fatalf("en invoice: %s", en)
+			}
+			// Globex sees nothing of Acme's billing.
+			if got := globex.Do("GET", "/api/v1/billing/invoices", nil).Want(200).Items(); len(got) != 0 {
+				t.Fatalf("Globex sees invoices: %v", got)
+			}
+			globex.Do("GET", "/api/v1/billing/invoices/"+id, nil).Want(404)
+
+			// A late event for the closed first period: the second period's invoice carries it as
+			// an adjustment (200 × 5 = 1,000), after its own base fee.
+			owner.Do("POST", "/api/v1/usage-events", map[string]any{"events": []any{
+				map[string]any{"meter": "interactions", "quantity": 200, "idempotency_key": "late-1", "occurred_at": start.Add(48 * time.Hour)}}}).Want(200)
+			run2 := admin.Do("POST", "/api/v1/admin/billing-runs", map[string]any{"period": p1End.Format("2006-01"), "finalize": true}).Want(200).JSON()
+			inv2 := run2["items"].([]any)[0].(map[string]any)["invoice"].(map[string]any)
+			if inv2["total"] != float64(99900+1000) {
+				t.Fatalf("second invoice total %v, want 100900: %v", inv2["total"], inv2["lines"])
+			}
+			adj := false
+			for _, l := range inv2["lines"].([]any) {
+				if lm := l.(map[string]any); lm["kind"] == "adjustment" && lm["amount"] == float64(1000) {
+					adj = true
+				}
+			}
+			if !adj {
+				t.Fatalf("no adjustment line: %v", inv2["lines"])
+			}
+			// The live draft of the open period shows the base fee already.
+			cur := owner.Do("GET", "/api/v1/billing/invoices/current", nil).Want(200).JSON()
+			if cur["draft"] != true || cur["subtotal"].(float64) < 99900 {
+				t.Fatalf("current draft: %v", cur)
+			}
+			globex.Do("GET", "/api/v1/billing/invoices/current", nil).Want(404)
+
+			// Tenants list for the platform admin.
+			rows := admin.Do("GET", "/api/v1/admin/tenants", nil).Want(200).Items()
+			found := false
+			for _, r := range rows {
+				if r["slug"] == "acme" && r["plan"] == "growth@1" {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("tenants: %v", rows)
+			}
+			// Credit granted by the admin is used by the next invoice.
+			admin.Do("POST", "/api/v1/admin/tenants/"+e.Acme.ID.String()+"/credits", map[string]any{"amount": 500, "reason": "goodwill"}).Want(200)
+			if a := owner.Do("GET", "/api/v1/billing/payment-method", nil).Want(200).JSON(); a["credit_balance"] != float64(500) {
+				t.Fatalf("credit: %v", a)
+			}
+			admin.Do("POST", "/api/v1/admin/tenants/"+e.Acme.ID.String()+"/suspend", nil).Want(200)
+			owner.Do("POST", "/api/v1/api-keys", map[string]any{"name": "x", "role": "agent"}).Want(403)
+			admin.Do("POST", "/api/v1/admin/tenants/"+e.Acme.ID.String()+"/reactivate", nil).Want(200)
+			owner.Do("POST", "/api/v1/api-keys", map[string]any{"name": "x", "role": "agent"}).Want(201)
+		})
+	}
+}
