@@ -31,6 +31,11 @@ usage:
   switchboard admin create-platform-admin --email E --name N
                                     create the first platform admin (password from
                                     SWITCHBOARD_ADMIN_PASSWORD or standard input)
+  switchboard admin billing run --period YYYY-MM [--finalize]
+                                    bill every tenant for its period starting in that
+                                    month (a preview unless --finalize)
+  switchboard admin billing retry-pushes
+                                    push invoices whose Stripe push failed again
   switchboard version
 
 Configuration comes from the environment; see README.md.
@@ -112,6 +117,42 @@ func version() string {
 		return bi.Main.Version
 	}
 	return "unknown"
+}
+
+// billingRun bills every tenant for its period starting in the month: a preview unless
+// --finalize. It prints one line per tenant and fails if any tenant failed.
+func billingRun(ctx context.Context, cfg config.Config, log *slog.Logger, args []string) error {
+	fs := flag.NewFlagSet("billing run", flag.ContinueOnError)
+	period := fs.String("period", "", "the month whose periods to bill, YYYY-MM")
+	finalize := fs.Bool("finalize", false, "store the invoices (default: preview only)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	a, err := app.New(ctx, cfg, log, app.Options{Migrate: true})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	items, err := a.Invoicer.Run(ctx, *period, *finalize, time.Now().UTC())
+	if err != nil {
+		return err
+	}
+	failed := 0
+	for _, it := range items {
+		switch {
+		case it.Error != "":
+			failed++
+			fmt.Printf("%-24s error: %s\n", it.Tenant, it.Error)
+		case *finalize:
+			fmt.Printf("%-24s %-20s %12d %s (new: %v)\n", it.Tenant, it.Invoice.Number, it.Invoice.Total, it.Invoice.Currency, it.Created)
+		default:
+			fmt.Printf("%-24s draft %12d %s\n", it.Tenant, it.Invoice.Total, it.Invoice.Currency)
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d tenants failed", failed)
+	}
+	return nil
 }
 
 func seed(ctx context.Context, a *app.App) error {
@@ -210,8 +251,21 @@ func migrate(ctx context.Context, cfg config.Config, log *slog.Logger, direction
 }
 
 func admin(ctx context.Context, cfg config.Config, log *slog.Logger, args []string) error {
+	if len(args) >= 2 && args[0] == "billing" && args[1] == "run" {
+		return billingRun(ctx, cfg, log, args[2:])
+	}
+	if len(args) >= 2 && args[0] == "billing" && args[1] == "retry-pushes" {
+		a, err := app.New(ctx, cfg, log, app.Options{Migrate: true})
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		n, err := a.Payments.RetryPushes(ctx)
+		fmt.Printf("%d invoices pushed to Stripe\n", n)
+		return err
+	}
 	if len(args) == 0 || args[0] != "create-platform-admin" {
-		return errors.New("usage: switchboard admin create-platform-admin --email E --name N")
+		return errors.New("usage: switchboard admin create-platform-admin --email E --name N | admin billing run --period YYYY-MM [--finalize] | admin billing retry-pushes")
 	}
 	fs := flag.NewFlagSet("create-platform-admin", flag.ContinueOnError)
 	email := fs.String("email", "", "the admin's email address")

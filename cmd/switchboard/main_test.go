@@ -1,10 +1,18 @@
 package main
 
 import (
+	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/switchboard-cloud/switchboard/app"
+	"github.com/switchboard-cloud/switchboard/billing"
+	"github.com/switchboard-cloud/switchboard/internal/config"
+	"github.com/switchboard-cloud/switchboard/tenant"
 )
 
 func TestMigrateDemoAndVersion(t *testing.T) {
@@ -54,5 +62,63 @@ func TestCreatePlatformAdmin(t *testing.T) {
 	}
 	if err := run([]string{"admin", "frobnicate"}); err == nil {
 		t.Fatal("unknown admin command accepted")
+	}
+}
+
+// switchboard admin billing run: a bad period is refused; a month previews and finalises (once)
+// the invoices of tenants on a plan, here Acme of the demo on a plan from two months ago.
+func TestAdminBillingRun(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("SWITCHBOARD_DATA_DIR", dir)
+	t.Setenv("SWITCHBOARD_LOG_LEVEL", "error")
+	if err := run([]string{"admin", "billing", "run", "--period", "November"}); err == nil {
+		t.Fatal("a bad period was accepted")
+	}
+	if err := run([]string{"demo"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	cfg, err := config.Load(os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler), app.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acme, err := a.OrgBySlug(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Plans.Save(ctx, billing.PlanInput{Code: "cli", Name: "CLI", Currency: "USD", BaseFee: 4900}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().UTC().AddDate(0, -2, 0).Truncate(24 * time.Hour)
+	if start.Day() > 28 {
+		start = start.AddDate(0, 0, -3)
+	}
+	if _, err := a.Plans.Subscribe(tenant.WithOrg(ctx, acme), "cli", 0, start); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	month := start.Format("2006-01")
+	for _, args := range [][]string{
+		{"admin", "billing", "run", "--period", month},
+		{"admin", "billing", "run", "--period", month, "--finalize"},
+		{"admin", "billing", "run", "--period", month, "--finalize"},
+		{"admin", "billing", "retry-pushes"},
+	} {
+		if err := run(args); err != nil {
+			t.Fatalf("switchboard %s: %v", strings.Join(args, " "), err)
+		}
+	}
+	a, err = app.New(ctx, cfg, slog.New(slog.DiscardHandler), app.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	invs, err := a.Invoicer.List(tenant.WithOrg(ctx, acme), 10, "")
+	if err != nil || len(invs) != 1 || invs[0].Total != 4900 || invs[0].PushStatus != "skipped" {
+		t.Fatalf("invoices after two finalising runs: %+v %v", invs, err)
 	}
 }
