@@ -68,6 +68,8 @@ func (m *Module) Routes(r *access.Router) {
 	r.Get("/admin/plans", spec(PermPlans, "Every version of every plan", nil), m.listPlans)
 	r.Post("/admin/plans", spec(PermPlans, "Create a plan or its next version", billing.PlanInput{}), m.savePlan)
 	r.Post("/admin/billing-runs", spec(PermBilling, "Bill every tenant for its period starting in a month: preview, or finalise", RunInput{}), m.run)
+	r.Get("/admin/revenue", spec(PermBilling, "Revenue of a month (?period=YYYY-MM): MRR, invoiced, usage by meter, managed-seat margin by tenant, vendor and agent", nil), m.revenue)
+	r.Put("/admin/vendors/:id/rate", spec(PermTenants, "Set a vendor's cost per managed-seat hour", billing.VendorRate{}), m.vendorRate)
 	r.Post("/admin/billing-runs/retry-pushes", spec(PermBilling, "Push again every invoice whose Stripe push failed", nil), m.retry)
 }
 
@@ -232,6 +234,42 @@ func (m *Module) run(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(fiber.Map{"period": in.Period, "finalize": in.Finalize, "items": items})
+}
+
+func (m *Module) revenue(c *fiber.Ctx) error {
+	period := c.Query("period", m.now().Format("2006-01"))
+	rev, err := m.invoicer.Revenue(c.UserContext(), period, m.now())
+	if err != nil {
+		return err
+	}
+	return c.JSON(rev)
+}
+
+func (m *Module) vendorRate(c *fiber.Ctx) error {
+	var in billing.VendorRate
+	if err := httpx.Decode(c, m.val, &in); err != nil {
+		return err
+	}
+	s, err := httpx.PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	id, _ := ids.Parse(s)
+	var org tenant.Org
+	err = m.db.Global(c.UserContext(), func(tx *gorm.DB) error {
+		return tx.Where("id = ? AND kind = ?", id, tenant.KindVendor).Take(&org).Error
+	})
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return apperr.ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	r, err := m.invoicer.SetVendorRate(c.UserContext(), org, in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(r)
 }
 
 func (m *Module) retry(c *fiber.Ctx) error {

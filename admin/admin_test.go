@@ -183,3 +183,70 @@ func TestBillingFlow(t *testing.T) {
 		})
 	}
 }
+
+// TestRevenueAndMargin: Acme pays 300.00 CNY per managed seat-day; Northwind's agents cost
+// 25.00 CNY an hour, 8 hours a seat-day. vagent1 works 10 seat-days and vagent2 5 in Acme's first
+// period: billed 15 × 30,000 = 450,000; cost 15 × 8 × 2,500 = 300,000; margin 150,000, split by
+// agent 300,000/200,000/100,000 and 150,000/100,000/50,000.
+func TestRevenueAndMargin(t *testing.T) {
+	for _, d := range apptest.Dialects(t) {
+		t.Run(apptest.Name(d), func(t *testing.T) {
+			e := apptest.New(t, d)
+			admin := e.Login("admin@switchboard.test").InOrg(e.Platform.ID)
+			owner := e.Login("owner@acme.test")
+			admin.Do("POST", "/api/v1/admin/plans", map[string]any{"code": "managed", "name": "Managed", "currency": "CNY", "base_fee": 100000,
+				"prices": []any{map[string]any{"meter": "seat_days_managed", "model": "per_unit", "unit_amount": 30000}}}).Want(201)
+			start := time.Now().UTC().AddDate(0, -2, -1).Truncate(24 * time.Hour)
+			if start.Day() > 28 {
+				start = start.AddDate(0, 0, -3)
+			}
+			admin.Do("PUT", "/api/v1/admin/tenants/"+e.Acme.ID.String()+"/plan", map[string]any{"plan_code": "managed", "effective_at": start}).Want(200)
+			admin.Do("PUT", "/api/v1/admin/vendors/"+e.Northwind.ID.String()+"/rate", map[string]any{"currency": "CNY", "cost_per_seat_hour": 2500, "hours_per_seat_day": 8}).Want(200)
+			admin.Do("PUT", "/api/v1/admin/vendors/"+e.Acme.ID.String()+"/rate", map[string]any{"currency": "CNY", "cost_per_seat_hour": 1, "hours_per_seat_day": 8}).Want(404)
+			admin.Do("PUT", "/api/v1/admin/vendors/"+e.Northwind.ID.String()+"/rate", map[string]any{"currency": "cny", "cost_per_seat_hour": -1, "hours_per_seat_day": 30}).Want(422)
+			var events []any
+			for i := range 15 {
+				agent := "vagent1"
+				if i >= 10 {
+					agent = "vagent2"
+				}
+				events = append(events, map[string]any{"meter": "seat_days_managed", "quantity": 1, "idempotency_key": fmt.Sprint("seat-", i),
+					"occurred_at": start.Add(time.Duration(i+1) * 24 * time.Hour),
+					"dimensions":  map[string]string{"seat_kind": "managed", "vendor_id": e.Northwind.ID.String(), "agent_id": agent}})
+			}
+			owner.Do("POST", "/api/v1/usage-events", map[string]any{"events": events}).Want(200)
+			admin.Do("POST", "/api/v1/admin/billing-runs", map[string]any{"period": start.Format("2006-01"), "finalize": true}).Want(200)
+
+			rev := admin.Do("GET", "/api/v1/admin/revenue?period="+start.Format("2006-01"), nil).Want(200).JSON()
+			if rev["mrr"].(map[string]any)["CNY"] != float64(100000) || rev["invoiced"].(map[string]any)["CNY"] != float64(100000+450000) {
+				t.Fatalf("mrr/invoiced: %v %v", rev["mrr"], rev["invoiced"])
+			}
+			check := func(key string, want [][4]float64) {
+				rows := rev[key].([]any)
+				if len(rows) != len(want) {
+					t.Fatalf("%s: %v", key, rows)
+				}
+				for i, w := range want {
+					r := rows[i].(map[string]any)
+					if r["seat_days"] != w[0] || r["billed"] != w[1] || r["cost"] != w[2] || r["margin"] != w[3] {
+						t.Errorf("%s[%d] = %v, want %v", key, i, r, w)
+					}
+				}
+			}
+			check("margin_by_tenant", [][4]float64{{15, 450000, 300000, 150000}})
+			check("margin_by_vendor", [][4]float64{{15, 450000, 300000, 150000}})
+			check("margin_by_agent", [][4]float64{{10, 300000, 200000, 100000}, {5, 150000, 100000, 50000}})
+			seatDays := 0.0
+			for _, u := range rev["usage"].([]any) {
+				if um := u.(map[string]any); um["meter"] == "seat_days_managed" {
+					seatDays = um["quantity"].(float64)
+				}
+			}
+			if seatDays == 0 {
+				t.Errorf("usage by meter: %v", rev["usage"])
+			}
+			admin.Do("GET", "/api/v1/admin/revenue?period=last-month", nil).Want(422)
+			owner.Do("GET", "/api/v1/admin/revenue", nil).Want(404)
+		})
+	}
+}

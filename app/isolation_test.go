@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/switchboard-cloud/switchboard/app/apptest"
 	"github.com/switchboard-cloud/switchboard/billing"
 	"github.com/switchboard-cloud/switchboard/modules/access"
@@ -42,6 +44,16 @@ var objectRoutes = map[string]fixture{
 	"/api/v1/admin/tenants/:id/reactivate": adminTenant,
 	"/api/v1/admin/tenants/:id/credits":    adminTenant,
 	"/api/v1/admin/tenants/:id/plan":       adminTenant,
+	"/api/v1/admin/vendors/:id/rate": {
+		create: func(e *apptest.Env, _ *apptest.Client) string { return e.Northwind.ID.String() },
+		body:   map[string]any{"currency": "CNY", "cost_per_seat_hour": 1, "hours_per_seat_day": 8},
+		unchanged: func(e *apptest.Env, _ *apptest.Client, _ string) bool {
+			var n int64
+			ctx := e.App.DB.AsPlatform(e.Ctx, "test: vendor rates")
+			err := e.App.DB.Run(ctx, func(tx *gorm.DB) error { return tx.Table("vendor_rates").Count(&n).Error })
+			return err == nil && n == 0
+		},
+	},
 	"/api/v1/billing/invoices/:id": {
 		create: func(e *apptest.Env, owner *apptest.Client) string {
 			ctx := tenant.WithOrg(e.Ctx, e.Acme)
