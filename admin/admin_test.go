@@ -129,6 +129,12 @@ func TestBillingFlow(t *testing.T) {
 			if en := string(owner.Do("GET", "/api/v1/billing/invoices/"+id+"?format=html&lang=en", nil).Want(200).Body); !strings.Contains(en, "Total due") {
 				t.Fatalf("en invoice: %s", en)
 			}
+			// Tenants see the latest version of each plan, and may move onto one themselves.
+			admin.Do("POST", "/api/v1/admin/plans", map[string]any{"code": "growth", "name": "Growth v2", "currency": "CNY", "base_fee": 129900}).Want(201)
+			plans := owner.Do("GET", "/api/v1/billing/plans", nil).Want(200).Items()
+			if len(plans) != 1 || plans[0]["version"] != float64(2) {
+				t.Fatalf("plans for tenants: %v", plans)
+			}
 			// Globex sees nothing of Acme's billing.
 			if got := globex.Do("GET", "/api/v1/billing/invoices", nil).Want(200).Items(); len(got) != 0 {
 				t.Fatalf("Globex sees invoices: %v", got)

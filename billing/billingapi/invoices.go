@@ -29,6 +29,9 @@ func (m *Module) invoiceRoutes(r *access.Router) {
 	put := access.Perm(PermBillingManage, "Move onto another plan (latest version unless plan_version); the period is prorated")
 	put.Tag, put.Request = "billing", PlanChange{}
 	r.Put("/billing/plan", put, m.changePlan)
+	plans := access.Perm(PermBillingRead, "Plans a tenant can move onto: the latest version of each")
+	plans.Tag = "billing"
+	r.Get("/billing/plans", plans, m.availablePlans)
 	list := access.Perm(PermBillingRead, "Finalised invoices, newest first")
 	list.Tag = "billing"
 	r.Get("/billing/invoices", list, m.invoices)
@@ -56,6 +59,20 @@ func (m *Module) plan(c *fiber.Ctx) error {
 		out["plan"] = p
 	}
 	return c.JSON(out)
+}
+
+func (m *Module) availablePlans(c *fiber.Ctx) error {
+	all, err := m.plans.List(c.UserContext())
+	if err != nil {
+		return err
+	}
+	latest := []billing.Plan{}
+	for _, p := range all { // by code, newest version first
+		if len(latest) == 0 || latest[len(latest)-1].Code != p.Code {
+			latest = append(latest, p)
+		}
+	}
+	return c.JSON(httpx.List[billing.Plan]{Items: latest})
 }
 
 func (m *Module) changePlan(c *fiber.Ctx) error {
