@@ -176,6 +176,8 @@ type UsageReport struct {
 	PeriodStart time.Time            `json:"period_start"`
 	PeriodEnd   time.Time            `json:"period_end"`
 	Meters      []billing.MeterTotal `json:"meters"`
+	// Alerts are the priced meters at 80 % or more of their allowance (in-app alerts).
+	Alerts []billing.Alert `json:"alerts"`
 }
 
 func (m *Module) usage(c *fiber.Ctx) error {
@@ -183,13 +185,23 @@ func (m *Module) usage(c *fiber.Ctx) error {
 	if g := c.Query("granularity"); g != "" {
 		return m.series(c, g)
 	}
-	org, _ := tenant.OrgFrom(ctx)
-	start, end := billing.PeriodOf(org.CreatedAt.Day(), m.now())
+	p, err := m.invoicer.PeriodAt(ctx, m.now())
+	if err != nil {
+		return err
+	}
+	start, end := p.Start, p.End
 	totals, err := m.ledger.Totals(ctx, start, end)
 	if err != nil {
 		return err
 	}
-	return c.JSON(UsageReport{PeriodStart: start, PeriodEnd: end, Meters: totals})
+	alerts, _, err := m.invoicer.Alerts(ctx, m.now())
+	if err != nil {
+		return err
+	}
+	if alerts == nil {
+		alerts = []billing.Alert{}
+	}
+	return c.JSON(UsageReport{PeriodStart: start, PeriodEnd: end, Meters: totals, Alerts: alerts})
 }
 
 // maxSeries bounds a series request: 31 days of hours or 400 days of days.
@@ -235,9 +247,10 @@ func (m *Module) meters(c *fiber.Ctx) error {
 func (m *Module) Jobs(mux *asynq.ServeMux) {
 	m.ledger.Jobs(mux)
 	m.payments.Jobs(mux)
+	m.invoicer.Jobs(mux)
 }
 
 // Schedules lists their periodic tasks.
 func (m *Module) Schedules() []queue.Schedule {
-	return append(m.ledger.Schedules(), m.payments.Schedules()...)
+	return append(append(m.ledger.Schedules(), m.payments.Schedules()...), m.invoicer.Schedules()...)
 }
