@@ -23,18 +23,21 @@ import (
 
 // Permissions of the admin API.
 var (
-	PermTenants = access.Permission{Name: "tenants:manage", Module: "admin", Description: "List tenants, suspend, reactivate, grant credit, change plans", Roles: []string{access.PlatformAdmin}, PlatformOnly: true}
-	PermPlans   = access.Permission{Name: "plans:manage", Module: "admin", Description: "Edit the price list", Roles: []string{access.PlatformAdmin, access.BillingAdmin}, PlatformOnly: true}
-	PermBilling = access.Permission{Name: "billing:run", Module: "admin", Description: "Preview and finalise billing runs, retry Stripe pushes", Roles: []string{access.PlatformAdmin, access.BillingAdmin}, PlatformOnly: true}
+	PermTenants     = access.Permission{Name: "tenants:manage", Module: "admin", Description: "List tenants, suspend, reactivate, grant credit, change plans", Roles: []string{access.PlatformAdmin}, PlatformOnly: true}
+	PermPlans       = access.Permission{Name: "plans:manage", Module: "admin", Description: "Edit the price list", Roles: []string{access.PlatformAdmin, access.BillingAdmin}, PlatformOnly: true}
+	PermImpersonate = access.Permission{Name: "tenants:impersonate", Module: "admin", Description: "Read a tenant's console as it sees it (read-only, audited)", Roles: []string{access.PlatformAdmin}, PlatformOnly: true}
+	PermBilling     = access.Permission{Name: "billing:run", Module: "admin", Description: "Preview and finalise billing runs, retry Stripe pushes", Roles: []string{access.PlatformAdmin, access.BillingAdmin}, PlatformOnly: true}
 )
 
 // Permissions returns the admin catalogue entries.
 func Permissions() []access.Permission {
-	return []access.Permission{PermTenants, PermPlans, PermBilling}
+	return []access.Permission{PermTenants, PermPlans, PermBilling, PermImpersonate}
 }
 
 // Module is the admin API.
 type Module struct {
+	enf      func() *access.Enforcer
+	platform func() uuid.UUID
 	db       *tenant.DB
 	ledger   *billing.Ledger
 	plans    *billing.Plans
@@ -45,8 +48,8 @@ type Module struct {
 }
 
 // NewModule returns the admin API.
-func NewModule(db *tenant.DB, ledger *billing.Ledger, plans *billing.Plans, invoicer *billing.Invoicer, payments *billing.Payments, val *httpx.Validator) *Module {
-	return &Module{db: db, ledger: ledger, plans: plans, invoicer: invoicer, payments: payments, val: val, now: func() time.Time { return time.Now().UTC() }}
+func NewModule(enf func() *access.Enforcer, platform func() uuid.UUID, db *tenant.DB, ledger *billing.Ledger, plans *billing.Plans, invoicer *billing.Invoicer, payments *billing.Payments, val *httpx.Validator) *Module {
+	return &Module{enf: enf, platform: platform, db: db, ledger: ledger, plans: plans, invoicer: invoicer, payments: payments, val: val, now: func() time.Time { return time.Now().UTC() }}
 }
 
 // Name identifies the module.
@@ -65,6 +68,7 @@ func (m *Module) Routes(r *access.Router) {
 	r.Post("/admin/tenants/:id/reactivate", spec(PermTenants, "Reactivate a tenant", nil), m.transition(tenant.StatusActive))
 	r.Post("/admin/tenants/:id/credits", spec(PermTenants, "Grant credit (minor units), used by the next invoices", CreditInput{}), m.credit)
 	r.Put("/admin/tenants/:id/plan", spec(PermTenants, "Move a tenant onto a plan version from a time (prorated)", PlanMove{}), m.movePlan)
+	r.Post("/admin/tenants/:id/impersonate", spec(PermImpersonate, "Start reading a tenant's console: audited in its log; then send X-Switchboard-Impersonate: <tenant id> (reads only)", nil), m.startImpersonation)
 	r.Get("/admin/plans", spec(PermPlans, "Every version of every plan", nil), m.listPlans)
 	r.Post("/admin/plans", spec(PermPlans, "Create a plan or its next version", billing.PlanInput{}), m.savePlan)
 	r.Post("/admin/billing-runs", spec(PermBilling, "Bill every tenant for its period starting in a month: preview, or finalise", RunInput{}), m.run)
@@ -196,6 +200,62 @@ func (m *Module) movePlan(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(ch)
+}
+
+// HeaderImpersonate names the tenant a platform admin reads the console of.
+const HeaderImpersonate = "X-Switchboard-Impersonate"
+
+func (m *Module) mayImpersonate(ctx context.Context) (tenant.Actor, bool) {
+	a, ok := tenant.Authenticated(ctx)
+	if !ok || a.Kind != tenant.ActorUser {
+		return a, false
+	}
+	return a, m.enf().Enforce(a.UserID.String(), m.platform().String(), PermImpersonate.Object(), PermImpersonate.Action())
+}
+
+func (m *Module) startImpersonation(c *fiber.Ctx) error {
+	tctx, org, err := m.target(c)
+	if err != nil {
+		return err
+	}
+	if err := m.db.Tx(tctx, func(ctx context.Context) error {
+		return m.db.Record(ctx, tenant.Audit{Action: "admin.impersonation_started", ObjectType: "org", ObjectID: org.ID.String()})
+	}); err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"tenant_id": org.ID, "header": HeaderImpersonate, "read_only": true})
+}
+
+// Impersonation runs after authentication: a request carrying X-Switchboard-Impersonate from a
+// user allowed tenants:impersonate in the platform organisation acts in that tenant, marked so
+// the route guard lets it read and refuses every write. Anyone else naming a tenant there gets
+// 404, as for an organisation they do not belong to.
+func (m *Module) Impersonation() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		want := c.Get(HeaderImpersonate)
+		if want == "" {
+			return c.Next()
+		}
+		ctx := c.UserContext()
+		a, ok := m.mayImpersonate(ctx)
+		id, valid := ids.Parse(want)
+		if !ok || !valid {
+			return apperr.ErrNotFound
+		}
+		var org tenant.Org
+		err := m.db.Global(ctx, func(tx *gorm.DB) error {
+			return tx.Where("id = ? AND kind = ?", id, tenant.KindTenant).Take(&org).Error
+		})
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return apperr.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		a.Impersonating, a.Role = true, "impersonator"
+		c.SetUserContext(tenant.WithOrg(tenant.WithActor(ctx, a), org))
+		return c.Next()
+	}
 }
 
 func (m *Module) listPlans(c *fiber.Ctx) error {

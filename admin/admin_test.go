@@ -256,3 +256,38 @@ func TestRevenueAndMargin(t *testing.T) {
 		})
 	}
 }
+
+// Read-only impersonation: the platform admin reads Acme's console with the header, writes are
+// refused, the start is in Acme's audit log, /me says so; nobody else can use the header.
+func TestImpersonation(t *testing.T) {
+	for _, d := range apptest.Dialects(t) {
+		t.Run(apptest.Name(d), func(t *testing.T) {
+			e := apptest.New(t, d)
+			admin := e.Login("admin@switchboard.test").InOrg(e.Platform.ID)
+			owner := e.Login("owner@acme.test")
+			acme := e.Acme.ID.String()
+			admin.Do("POST", "/api/v1/admin/tenants/"+acme+"/impersonate", nil).Want(200)
+			if ev := owner.Do("GET", "/api/v1/audit-events?action=admin.impersonation_started", nil).Want(200).Items(); len(ev) != 1 || ev[0]["actor_email"] != "admin@switchboard.test" {
+				t.Fatalf("audit: %v", ev)
+			}
+			h := []string{"X-Switchboard-Impersonate", acme}
+			me := admin.Do("GET", "/api/v1/me", nil, h...).Want(200).JSON()
+			if me["impersonating"] != true || me["current_org"].(map[string]any)["id"] != acme {
+				t.Fatalf("me: %v", me)
+			}
+			members := admin.Do("GET", "/api/v1/members", nil, h...).Want(200).Items()
+			if len(members) < 3 {
+				t.Fatalf("members: %v", members)
+			}
+			admin.Do("POST", "/api/v1/api-keys", map[string]any{"name": "x", "role": "agent"}, h...).Want(403)
+			admin.Do("DELETE", "/api/v1/members/"+members[0]["user_id"].(string), nil, h...).Want(403)
+			admin.Do("GET", "/api/v1/admin/tenants", nil, h...).Want(404)
+			// Tenants cannot impersonate, not even their own organisation.
+			owner.Do("GET", "/api/v1/members", nil, "X-Switchboard-Impersonate", e.Globex.ID.String()).Want(404)
+			owner.Do("GET", "/api/v1/members", nil, "X-Switchboard-Impersonate", acme).Want(404)
+			e.Login("owner@globex.test").Do("GET", "/api/v1/members", nil, h...).Want(404)
+			admin.Do("GET", "/api/v1/members", nil, "X-Switchboard-Impersonate", e.Northwind.ID.String()).Want(404)
+			admin.Do("GET", "/api/v1/members", nil, "X-Switchboard-Impersonate", "not-a-uuid").Want(404)
+		})
+	}
+}

@@ -146,7 +146,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		audit.NewModule(a.DB, a.Access.Enforcer),
 		mail.NewModule(a.Outbox, !cfg.Production()),
 		billingapi.NewModule(a.Ledger, a.Payments, a.Plans, a.Invoicer, val),
-		admin.NewModule(a.DB, a.Ledger, a.Plans, a.Invoicer, a.Payments, val),
+		admin.NewModule(a.Access.Enforcer, a.PlatformOrgID, a.DB, a.Ledger, a.Plans, a.Invoicer, a.Payments, val),
 	}
 	a.HTTP = a.buildHTTP()
 	return a, nil

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"github.com/switchboard-cloud/switchboard/admin"
 	"io/fs"
 	"net/http"
 	"strconv"
@@ -73,6 +74,11 @@ func (a *App) buildHTTP() *fiber.App {
 		}
 	}
 	api.Use(idm.Authenticate())
+	for _, m := range a.Modules {
+		if am, ok := m.(*admin.Module); ok {
+			api.Use(am.Impersonation())
+		}
+	}
 	api.Use(limiter.New(limiter.Config{
 		Max: a.Cfg.RatePerTenant, Expiration: time.Minute,
 		Next: func(c *fiber.Ctx) bool { _, ok := tenant.ID(c.UserContext()); return !ok },

@@ -31,6 +31,8 @@ type Actor struct {
 	IP        string
 	UserAgent string
 	RequestID string
+	// Impersonating marks a platform admin reading a tenant's console: reads only, audited.
+	Impersonating bool
 }
 
 // Subject is the actor's id as the audit log and policies see it.

@@ -140,6 +140,17 @@ func (rt *Router) guard(method string, s Spec) fiber.Handler {
 		if actor.Kind == tenant.ActorAPIKey {
 			sub = actor.Role
 		}
+		if actor.Impersonating {
+			// A platform admin looking at a tenant's console sees what its pages read and
+			// changes nothing; hidden (platform) routes stay out of reach in the tenant.
+			if s.Hidden {
+				return apperr.ErrNotFound
+			}
+			if write {
+				return fmt.Errorf("impersonation is read-only: %w", apperr.ErrForbidden)
+			}
+			return c.Next()
+		}
 		if !rt.enf.Enforce(sub, org.ID.String(), obj, act) {
 			if s.Hidden {
 				return apperr.ErrNotFound

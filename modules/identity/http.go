@@ -285,6 +285,8 @@ type meView struct {
 	Role        string           `json:"role"`
 	Permissions []string         `json:"permissions"`
 	CSRFToken   string           `json:"csrf_token"`
+	// Impersonating: a platform admin reads this tenant's console (read-only; show a banner).
+	Impersonating bool `json:"impersonating"`
 }
 
 func (m *Module) me(c *fiber.Ctx) error {
@@ -298,6 +300,7 @@ func (m *Module) me(c *fiber.Ctx) error {
 	if org, ok := tenant.OrgFrom(ctx); ok {
 		v.CurrentOrg = &orgView{ID: org.ID, Kind: org.Kind, Name: org.Name, Status: org.Status}
 		v.Role = tenant.ActorFrom(ctx).Role
+		v.Impersonating = tenant.ActorFrom(ctx).Impersonating
 	} else if want := c.Get(HeaderOrg); want != "" {
 		return fmt.Errorf("not a member of organisation %s: %w", want, apperr.ErrNotFound)
 	}
