@@ -67,6 +67,7 @@ func (m *Module) Routes(r *access.Router) {
 	r.Post("/admin/tenants/:id/suspend", spec(PermTenants, "Suspend a tenant (console read-only, outbound paused)", nil), m.transition(tenant.StatusSuspended))
 	r.Post("/admin/tenants/:id/reactivate", spec(PermTenants, "Reactivate a tenant", nil), m.transition(tenant.StatusActive))
 	r.Post("/admin/tenants/:id/credits", spec(PermTenants, "Grant credit (minor units), used by the next invoices", CreditInput{}), m.credit)
+	r.Put("/admin/tenants/:id/terms", spec(PermTenants, "Set a tenant's tax rate (basis points) and coupons", billing.Terms{}), m.terms)
 	r.Put("/admin/tenants/:id/plan", spec(PermTenants, "Move a tenant onto a plan version from a time (prorated)", PlanMove{}), m.movePlan)
 	r.Post("/admin/tenants/:id/impersonate", spec(PermImpersonate, "Start reading a tenant's console: audited in its log; then send X-Switchboard-Impersonate: <tenant id> (reads only)", nil), m.startImpersonation)
 	r.Get("/admin/plans", spec(PermPlans, "Every version of every plan", nil), m.listPlans)
@@ -173,6 +174,22 @@ func (m *Module) credit(c *fiber.Ctx) error {
 		return err
 	}
 	a, err := m.payments.GrantCredit(tctx, in.Amount, in.Reason)
+	if err != nil {
+		return err
+	}
+	return c.JSON(a)
+}
+
+func (m *Module) terms(c *fiber.Ctx) error {
+	var in billing.Terms
+	if err := httpx.Decode(c, m.val, &in); err != nil {
+		return err
+	}
+	tctx, _, err := m.target(c)
+	if err != nil {
+		return err
+	}
+	a, err := m.payments.SetTerms(tctx, in)
 	if err != nil {
 		return err
 	}

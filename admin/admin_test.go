@@ -186,6 +186,21 @@ func TestBillingFlow(t *testing.T) {
 			owner.Do("POST", "/api/v1/api-keys", map[string]any{"name": "x", "role": "agent"}).Want(403)
 			admin.Do("POST", "/api/v1/admin/tenants/"+e.Acme.ID.String()+"/reactivate", nil).Want(200)
 			owner.Do("POST", "/api/v1/api-keys", map[string]any{"name": "x", "role": "agent"}).Want(201)
+
+			// Terms: 6 % tax and a 10 % coupon. The open period's draft: 99,900 base; discount
+			// 9,990; tax (99,900 − 9,990) × 6 % = 5,394.6 → 5,395; the 500 credit; total 94,805.
+			res := admin.Do("PUT", "/api/v1/admin/tenants/"+e.Acme.ID.String()+"/terms", map[string]any{"tax_rate_bp": 600,
+				"coupons": []any{map[string]any{"code": "BOTH", "percent_off_bp": 1000, "amount_off": 5}}}).Want(422)
+			if !strings.Contains(string(res.Body), `"field":"coupons[0]"`) {
+				t.Fatalf("bad coupon: %s", res.Body)
+			}
+			admin.Do("PUT", "/api/v1/admin/tenants/"+e.Acme.ID.String()+"/terms", map[string]any{"tax_rate_bp": 600,
+				"coupons": []any{map[string]any{"code": "WELCOME", "percent_off_bp": 1000}}}).Want(200)
+			draft := owner.Do("GET", "/api/v1/billing/invoices/current", nil).Want(200).JSON()
+			if draft["subtotal"] != float64(99900) || draft["discount"] != float64(9990) || draft["tax"] != float64(5395) ||
+				draft["credit_applied"] != float64(500) || draft["total"] != float64(94805) {
+				t.Fatalf("draft with terms: subtotal %v discount %v tax %v credit %v total %v", draft["subtotal"], draft["discount"], draft["tax"], draft["credit_applied"], draft["total"])
+			}
 		})
 	}
 }

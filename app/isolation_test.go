@@ -45,6 +45,7 @@ var objectRoutes = map[string]fixture{
 	"/api/v1/admin/tenants/:id/credits":     adminTenant,
 	"/api/v1/admin/tenants/:id/plan":        adminTenant,
 	"/api/v1/admin/tenants/:id/impersonate": adminTenant,
+	"/api/v1/admin/tenants/:id/terms":       adminTenant,
 	"/api/v1/admin/vendors/:id/rate": {
 		create: func(e *apptest.Env, _ *apptest.Client) string { return e.Northwind.ID.String() },
 		body:   map[string]any{"currency": "CNY", "cost_per_seat_hour": 1, "hours_per_seat_day": 8},

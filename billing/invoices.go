@@ -123,6 +123,9 @@ func (iv *Invoicer) Draft(ctx context.Context, p rating.Period) (Invoice, error)
 		return Invoice{}, err
 	}
 	in := rating.Input{Period: p, Segments: segs, Credits: acct.CreditBalance, TaxRateBP: acct.TaxRateBP}
+	for _, c := range acct.Coupons {
+		in.Coupons = append(in.Coupons, rating.Coupon{Code: c.Code, PercentOffBP: c.PercentOffBP, AmountOff: c.AmountOff})
+	}
 	first, err := iv.plans.Get(ctx, hist[0].PlanCode, hist[0].PlanVersion)
 	if err != nil {
 		return Invoice{}, err

@@ -36,12 +36,63 @@ type Account struct {
 	AnchorDay        int        `json:"anchor_day"`
 	TaxRateBP        int64      `json:"tax_rate_bp"`
 	CreditBalance    int64      `json:"credit_balance"`
+	CouponsRaw       string     `json:"-" gorm:"column:coupons"`
+	Coupons          []Coupon   `json:"coupons" gorm:"-"`
 	CreatedAt        time.Time  `json:"created_at"`
 	UpdatedAt        time.Time  `json:"updated_at"`
 }
 
 // TableName is the accounts table.
 func (Account) TableName() string { return "billing_accounts" }
+
+// Coupon takes a percentage (basis points) or a fixed amount (minor units) off each invoice
+// while it stays on the account.
+type Coupon struct {
+	Code         string `json:"code" validate:"required,max=40"`
+	PercentOffBP int64  `json:"percent_off_bp" validate:"min=0,max=10000"`
+	AmountOff    int64  `json:"amount_off" validate:"min=0"`
+}
+
+// Terms are the billing terms a platform admin sets on a tenant's account.
+type Terms struct {
+	TaxRateBP int64    `json:"tax_rate_bp" validate:"min=0,max=10000"`
+	Coupons   []Coupon `json:"coupons" validate:"max=10,dive"`
+}
+
+// SetTerms sets the tenant's tax rate and coupons (audited); the open period's draft and every
+// invoice finalised from now on use them.
+func (p *Payments) SetTerms(ctx context.Context, t Terms) (Account, error) {
+	var bad apperr.Fields
+	for i, c := range t.Coupons {
+		if (c.PercentOffBP > 0) == (c.AmountOff > 0) {
+			bad.Add(fmt.Sprintf("coupons[%d]", i), "give either percent_off_bp or amount_off")
+		}
+	}
+	if err := bad.Err(); err != nil {
+		return Account{}, err
+	}
+	if t.Coupons == nil {
+		t.Coupons = []Coupon{}
+	}
+	if _, err := p.Account(ctx); err != nil {
+		return Account{}, err
+	}
+	raw, _ := json.Marshal(t.Coupons)
+	err := p.db.Tx(ctx, func(ctx context.Context) error {
+		if err := p.db.Run(ctx, func(tx *gorm.DB) error {
+			return tx.Model(&Account{}).Where("tenant_id = ?", acctID(ctx)).
+				Updates(map[string]any{"tax_rate_bp": t.TaxRateBP, "coupons": string(raw), "updated_at": p.now()}).Error
+		}); err != nil {
+			return err
+		}
+		return p.db.Record(ctx, tenant.Audit{Action: "billing.terms_set", ObjectType: "billing_account", ObjectID: acctID(ctx).String(),
+			Data: map[string]any{"tax_rate_bp": t.TaxRateBP, "coupons": t.Coupons}})
+	})
+	if err != nil {
+		return Account{}, fmt.Errorf("billing: set terms: %w", err)
+	}
+	return p.Account(ctx)
+}
 
 type stripeEvent struct {
 	ID          string `gorm:"primaryKey"`
@@ -113,6 +164,12 @@ func (p *Payments) Account(ctx context.Context) (Account, error) {
 	})
 	if err != nil {
 		return Account{}, fmt.Errorf("billing: account: %w", err)
+	}
+	a.Coupons = []Coupon{}
+	if a.CouponsRaw != "" {
+		if err := json.Unmarshal([]byte(a.CouponsRaw), &a.Coupons); err != nil {
+			return Account{}, fmt.Errorf("billing: account coupons: %w", err)
+		}
 	}
 	return a, nil
 }
