@@ -66,6 +66,12 @@ func meterLabel(meter string, zh bool) string {
 		en, cn = "Peak seats", "峰值席位数"
 	case MeterInteractions:
 		en, cn = "Interactions", "交互次数"
+	case "conversations":
+		en, cn = "Conversations", "会话数"
+	case "voice_minutes":
+		en, cn = "Voice minutes", "通话分钟数"
+	case "bot_resolutions":
+		en, cn = "Bot resolutions", "机器人解决数"
 	default:
 		return meter
 	}

@@ -15,6 +15,9 @@ export const artifactsDir = join(here, 'artifacts')
 
 const READY_TIMEOUT_MS = 60_000
 
+/** Password of the demo logins `serve --demo` seeds (admin@switchboard.test, owner@acme.test, …). */
+export const DEMO_PASSWORD = process.env.SWITCHBOARD_DEMO_PASSWORD || 'switchboard-demo'
+
 /** Runs a command to completion, failing with its output when it exits non-zero. */
 async function run(cmd, args, options) {
   const child = spawn(cmd, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -52,9 +55,11 @@ async function waitUntilReady(url, child, log) {
 }
 
 /**
- * Builds (unless SWITCHBOARD_BIN names a binary) and starts `switchboard serve`
- * on a free loopback port with a fresh data directory. The binary embeds
- * console/dist, so run `npm run build` first to test the current console.
+ * Builds (unless SWITCHBOARD_BIN names a binary) and starts `switchboard serve --demo`
+ * on a free loopback port with a fresh data directory, so the demo organisations
+ * (platform, Acme, Globex, Northwind) and their logins exist. The binary embeds
+ * console/dist, so run `npm run build` first (and rebuild SWITCHBOARD_BIN) to test
+ * the current console.
  */
 export async function startServer() {
   const workDir = await mkdtemp(join(tmpdir(), 'switchboard-e2e-'))
@@ -68,7 +73,7 @@ export async function startServer() {
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
 
-  const child = spawn(bin, ['serve'], {
+  const child = spawn(bin, ['serve', '--demo'], {
     cwd: workDir,
     env: {
       ...process.env,
@@ -76,6 +81,7 @@ export async function startServer() {
       SWITCHBOARD_DATA_DIR: dataDir,
       SWITCHBOARD_ENV: 'development',
       SWITCHBOARD_PUBLIC_URL: url,
+      SWITCHBOARD_DEMO_PASSWORD: DEMO_PASSWORD,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   })

@@ -2,18 +2,29 @@
 // It knows nothing about Vue: the session store tells it which CSRF token and
 // organisation to send through bindApiContext, which keeps it easy to test.
 import type {
+  AdminTenant,
   ApiKey,
   AuditEvent,
+  BillingAccount,
+  BillingRun,
   CreatedApiKey,
   DevMail,
   Invitation,
   InvitationPreview,
+  Invoice,
   Me,
   Member,
   Page,
   Permission,
+  Plan,
+  PlanInput,
+  PlanMove,
+  PlanState,
+  Revenue,
   Role,
   SessionStart,
+  SubscriptionChange,
+  UsageReport,
 } from './types'
 
 export interface FieldError {
@@ -65,6 +76,8 @@ type Query = Record<string, string | number | null | undefined>
 interface RequestOptions {
   body?: unknown
   query?: Query
+  /** Answer the body as text (an HTML document) instead of JSON. */
+  text?: boolean
 }
 
 function withQuery(path: string, query: Query | undefined): string {
@@ -89,7 +102,7 @@ async function toProblemError(res: Response): Promise<ProblemError> {
 }
 
 export async function request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
-  const headers = new Headers({ Accept: 'application/json' })
+  const headers = new Headers({ Accept: options.text ? 'text/html, application/problem+json' : 'application/json' })
   if (options.body !== undefined) headers.set('Content-Type', 'application/json')
   const csrf = context.csrfToken()
   if (method !== 'GET' && csrf) headers.set('X-CSRF-Token', csrf)
@@ -110,6 +123,7 @@ export async function request<T>(method: string, path: string, options: RequestO
     throw new ProblemError(0, { title: 'Network error', detail: err instanceof Error ? err.message : String(err) })
   }
   if (!res.ok) throw await toProblemError(res)
+  if (options.text) return (await res.text()) as T
   // 202 and 204 answers carry no JSON document (a 202 may say "Accepted" in plain text).
   if (!(res.headers.get('Content-Type') ?? '').includes('json')) return undefined as T
   return (await res.json()) as T
@@ -176,6 +190,47 @@ export const api = {
   auditEvents: (query: { action?: string; cursor?: string | null; limit?: number }) =>
     request<Page<AuditEvent>>('GET', '/api/v1/audit-events', { query }),
 
+  // Billing of the current (tenant) organisation.
+  billingPlan: () => request<PlanState>('GET', '/api/v1/billing/plan'),
+  /** The latest version of each plan: what the tenant can move onto. */
+  billingPlans: () => listAll<Plan>('/api/v1/billing/plans'),
+  changePlan: (body: { plan_code: string; plan_version?: number }) =>
+    request<SubscriptionChange>('PUT', '/api/v1/billing/plan', { body }),
+  billingUsage: () => request<UsageReport>('GET', '/api/v1/billing/usage'),
+  /** The live draft of the open period; 404 while the tenant is on no plan. */
+  currentInvoice: () => request<Invoice>('GET', '/api/v1/billing/invoices/current'),
+  invoices: (query: { cursor?: string | null; limit?: number }) =>
+    request<Page<Invoice>>('GET', '/api/v1/billing/invoices', { query }),
+  /** The printable invoice as an HTML document, fetched in the current organisation. */
+  invoiceHtml: (invoiceId: string, lang: string) =>
+    request<string>('GET', `/api/v1/billing/invoices/${id(invoiceId)}`, { query: { format: 'html', lang }, text: true }),
+  paymentMethod: () => request<BillingAccount>('GET', '/api/v1/billing/payment-method'),
+  /** 201 with a Stripe SetupIntent's client secret; 503 when payments are not configured. */
+  setupPaymentMethod: () => request<{ client_secret: string }>('POST', '/api/v1/billing/payment-method'),
+
+  // Platform administration (platform organisation only; 404 for everyone else).
+  adminTenants: () => listAll<AdminTenant>('/api/v1/admin/tenants'),
+  suspendTenant: (tenantId: string) => request<unknown>('POST', `/api/v1/admin/tenants/${id(tenantId)}/suspend`),
+  reactivateTenant: (tenantId: string) => request<unknown>('POST', `/api/v1/admin/tenants/${id(tenantId)}/reactivate`),
+  grantCredit: (tenantId: string, body: { amount: number; reason: string }) =>
+    request<BillingAccount>('POST', `/api/v1/admin/tenants/${id(tenantId)}/credits`, { body }),
+  moveTenantPlan: (tenantId: string, body: PlanMove) =>
+    request<SubscriptionChange>('PUT', `/api/v1/admin/tenants/${id(tenantId)}/plan`, { body }),
+  /** Every version of every plan, newest version first within a code. */
+  adminPlans: () => listAll<Plan>('/api/v1/admin/plans'),
+  createPlan: (body: PlanInput) => request<Plan>('POST', '/api/v1/admin/plans', { body }),
+  billingRun: (body: { period: string; finalize: boolean }) => request<BillingRun>('POST', '/api/v1/admin/billing-runs', { body }),
+  revenue: (period: string) => request<Revenue>('GET', '/api/v1/admin/revenue', { query: { period } }),
+
   // Newest first: the first page holds the mail a test or developer is after.
   devMailbox: () => request<Page<DevMail>>('GET', '/api/v1/dev/mailbox', { query: { limit: PAGE_SIZE } }),
+}
+
+/**
+ * Address of an invoice's printable HTML. A plain link (opened in a new tab) sends the cookie
+ * but not X-Switchboard-Org, so the server answers it in the user's default organisation (the
+ * first membership); in another organisation use api.invoiceHtml.
+ */
+export function invoiceHtmlUrl(invoiceId: string, lang: string): string {
+  return withQuery(`/api/v1/billing/invoices/${id(invoiceId)}`, { format: 'html', lang })
 }

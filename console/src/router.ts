@@ -1,6 +1,6 @@
 import { createRouter, createWebHistory } from 'vue-router'
 import { i18n } from './i18n'
-import { useSessionStore } from './stores/session'
+import { useSessionStore, type Access } from './stores/session'
 
 declare module 'vue-router' {
   interface RouteMeta {
@@ -8,6 +8,8 @@ declare module 'vue-router' {
     public?: boolean
     /** Message key of the page's title. */
     title?: string
+    /** Who may open the page; others land on the home page. */
+    access?: Access
   }
 }
 
@@ -31,6 +33,30 @@ export const router = createRouter({
         { path: 'roles', name: 'roles', component: () => import('./pages/RolesPage.vue'), meta: { title: 'roles.title' } },
         { path: 'api-keys', name: 'api-keys', component: () => import('./pages/ApiKeysPage.vue'), meta: { title: 'apiKeys.title' } },
         { path: 'audit', name: 'audit', component: () => import('./pages/AuditPage.vue'), meta: { title: 'audit.title' } },
+        {
+          path: 'billing',
+          name: 'billing',
+          component: () => import('./pages/BillingPage.vue'),
+          meta: { title: 'billing.title', access: { permission: 'billing:read' } },
+        },
+        {
+          path: 'admin/tenants',
+          name: 'admin-tenants',
+          component: () => import('./pages/AdminTenantsPage.vue'),
+          meta: { title: 'adminTenants.title', access: { platform: true, permission: 'tenants:manage' } },
+        },
+        {
+          path: 'admin/plans',
+          name: 'admin-plans',
+          component: () => import('./pages/AdminPlansPage.vue'),
+          meta: { title: 'adminPlans.title', access: { platform: true, permission: 'plans:manage' } },
+        },
+        {
+          path: 'admin/billing',
+          name: 'admin-billing',
+          component: () => import('./pages/AdminBillingPage.vue'),
+          meta: { title: 'adminBilling.title', access: { platform: true, permission: 'billing:run' } },
+        },
       ],
     },
     { path: '/:unknown(.*)*', name: 'not-found', component: () => import('./pages/NotFoundPage.vue'), meta: { public: true, title: 'notFound.title' } },
@@ -40,11 +66,15 @@ export const router = createRouter({
 router.beforeEach(async (to) => {
   if (to.meta.public) return true
   const session = useSessionStore()
-  if (session.loggedIn) return true
-  // A failure other than "not logged in" (server down) also lands on the
-  // login page, which is where the user can retry from.
-  const me = await session.loadMe().catch(() => null)
-  return me ? true : { name: 'login', query: { redirect: to.fullPath } }
+  if (!session.loggedIn) {
+    // A failure other than "not logged in" (server down) also lands on the
+    // login page, which is where the user can retry from.
+    const me = await session.loadMe().catch(() => null)
+    if (!me) return { name: 'login', query: { redirect: to.fullPath } }
+  }
+  // A page the current organisation or role does not open (the server would answer 403 or 404).
+  if (to.meta.access && !session.allows(to.meta.access)) return { name: 'home' }
+  return true
 })
 
 function updateTitle(): void {

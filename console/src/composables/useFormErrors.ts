@@ -35,3 +35,33 @@ export function useFormErrors<F extends string>(fields: readonly F[]) {
 
   return { errors, clear, report }
 }
+
+/**
+ * useFormErrors for a form whose fields come and go (rows of a table, such as a plan's prices,
+ * named like `prices[0].meter`): `accepts` says whether a field is on screen now. Bind
+ * `errors[name]` to each ElFormItem's `error`.
+ */
+export function useFieldErrors(accepts: (field: string) => boolean) {
+  const { notify, describe } = useProblem()
+  const errors = reactive<Record<string, string>>({})
+
+  function clear(): void {
+    for (const field of Object.keys(errors)) delete errors[field]
+  }
+
+  function report(err: unknown): void {
+    clear()
+    if (!(err instanceof ProblemError) || err.errors.length === 0) {
+      notify(err)
+      return
+    }
+    const unplaced = err.errors.filter((e) => {
+      if (!accepts(e.field)) return true
+      errors[e.field] ??= e.message
+      return false
+    })
+    if (unplaced.length > 0) ElMessage.error(describe(err, unplaced))
+  }
+
+  return { errors, clear, report }
+}

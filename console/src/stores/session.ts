@@ -5,6 +5,12 @@ import type { Me, SessionStart } from '../types'
 
 const ORG_KEY = 'switchboard.org'
 
+/** What a page or menu item needs: a permission, and for the admin pages the platform organisation. */
+export interface Access {
+  permission?: string
+  platform?: boolean
+}
+
 /** Who is logged in, in which organisation, and the CSRF token for writes. */
 export const useSessionStore = defineStore('session', () => {
   const me = ref<Me | null>(null)
@@ -15,6 +21,18 @@ export const useSessionStore = defineStore('session', () => {
   bindApiContext({ csrfToken: () => csrfToken.value, orgId: () => orgId.value })
 
   const loggedIn = computed(() => me.value !== null)
+  /** The current organisation is the platform's (where the admin pages live). */
+  const isPlatform = computed(() => me.value?.current_org?.kind === 'platform')
+
+  /** Whether the user holds a permission in the current organisation (the server has the last word). */
+  function can(permission: string): boolean {
+    return me.value?.permissions.includes(permission) ?? false
+  }
+
+  function allows(access: Access): boolean {
+    if (access.platform && !isPlatform.value) return false
+    return !access.permission || can(access.permission)
+  }
 
   function rememberOrg(id: string | null): void {
     orgId.value = id
@@ -72,5 +90,5 @@ export const useSessionStore = defineStore('session', () => {
     csrfToken.value = null
   }
 
-  return { me, orgId, loggedIn, loadMe, start, switchOrg, logout, forget }
+  return { me, orgId, loggedIn, isPlatform, can, allows, loadMe, start, switchOrg, logout, forget }
 })

@@ -1,0 +1,1 @@
+import"./vue-i18n-CGPWVijh.js";import"./css-Br37CM4j.js";

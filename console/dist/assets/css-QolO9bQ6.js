@@ -1,0 +1,1 @@
+import"./vue-i18n-CGPWVijh.js";
