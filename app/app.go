@@ -128,8 +128,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	}
 	a.Ledger = billing.NewLedger(a.DB, meters, log)
 	a.Payments = billing.NewPayments(a.DB, billing.PaymentsConfig{
-		Stripe: stripesync.Config{SecretKey: cfg.StripeSecretKey, WebhookSecret: cfg.StripeWebhookSecret, APIBase: cfg.StripeAPIBase},
-		Grace:  cfg.DunningGrace,
+		Stripe:    stripesync.Config{SecretKey: cfg.StripeSecretKey, WebhookSecret: cfg.StripeWebhookSecret, APIBase: cfg.StripeAPIBase},
+		Grace:     cfg.DunningGrace,
+		PublicURL: cfg.PublicURL,
 	}, a.Outbox, a.ownerEmails, log)
 	a.Plans = billing.NewPlans(a.DB, meters)
 	a.Invoicer = billing.NewInvoicer(a.DB, a.Ledger, a.Plans, a.Payments, log)

@@ -122,6 +122,7 @@ type Payments struct {
 	mail   Mailer
 	owners Recipients
 	grace  time.Duration
+	public string
 	log    *slog.Logger
 	now    func() time.Time
 }
@@ -129,13 +130,15 @@ type Payments struct {
 // PaymentsConfig configures Payments.
 type PaymentsConfig struct {
 	Stripe stripesync.Config
-	Grace  time.Duration
-	Now    func() time.Time // nil: the clock
+	// PublicURL is where Stripe Checkout sends the customer back to (the console's billing page).
+	PublicURL string
+	Grace     time.Duration
+	Now       func() time.Time // nil: the clock
 }
 
 // NewPayments returns the payments service.
 func NewPayments(db *tenant.DB, cfg PaymentsConfig, mail Mailer, owners Recipients, log *slog.Logger) *Payments {
-	p := &Payments{db: db, mail: mail, owners: owners, grace: cfg.Grace, log: log, now: cfg.Now, secret: cfg.Stripe.WebhookSecret != ""}
+	p := &Payments{db: db, mail: mail, owners: owners, grace: cfg.Grace, public: strings.TrimRight(cfg.PublicURL, "/"), log: log, now: cfg.Now, secret: cfg.Stripe.WebhookSecret != ""}
 	if p.now == nil {
 		p.now = func() time.Time { return time.Now().UTC() }
 	}
@@ -196,6 +199,31 @@ func (p *Payments) SetupPayment(ctx context.Context, name, email string) (client
 	// One SetupIntent per customer per hour: a double click does not make two.
 	secret, _, err := p.stripe.SetupIntent(ctx, cus, fmt.Sprintf("setup-%s-%d", cus, p.now().Unix()/3600))
 	return secret, err
+}
+
+// CheckoutPayment makes sure the tenant has a Stripe customer and returns the URL of a Stripe
+// Checkout page (setup mode) that collects a card and comes back to the console's billing page.
+// The return addresses are ours, never the caller's, so the flow cannot redirect elsewhere.
+func (p *Payments) CheckoutPayment(ctx context.Context, name, email string) (url string, err error) {
+	if p.stripe == nil {
+		return "", ErrStripeNotConfigured
+	}
+	a, err := p.Account(ctx)
+	if err != nil {
+		return "", err
+	}
+	cus, err := p.stripe.EnsureCustomer(ctx, a.TenantID, name, email, a.StripeCustomerID)
+	if err != nil {
+		return "", err
+	}
+	if cus != a.StripeCustomerID {
+		if err := p.LinkCustomer(ctx, cus); err != nil {
+			return "", err
+		}
+	}
+	url, _, err = p.stripe.CheckoutSetupSession(ctx, cus, p.public+"/billing?payment=done", p.public+"/billing?payment=cancelled",
+		fmt.Sprintf("checkout-%s-%d", cus, p.now().Unix()/60))
+	return url, err
 }
 
 // LinkCustomer records the tenant's Stripe customer id.

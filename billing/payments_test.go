@@ -109,6 +109,11 @@ func TestStripeWebhookAndDunning(t *testing.T) {
 				t.Fatalf("Globex sees a customer: %v", g)
 			}
 			e.Login("agent1@acme.test").Do("POST", "/api/v1/billing/payment-method", nil).Want(403)
+			// Or a Stripe Checkout page (setup mode) that returns to the console.
+			if u, _ := owner.Do("POST", "/api/v1/billing/payment-method", map[string]any{"mode": "checkout"}).Want(201).JSON()["url"].(string); !strings.HasPrefix(u, "http") {
+				t.Fatalf("checkout url %q", u)
+			}
+			owner.Do("POST", "/api/v1/billing/payment-method", map[string]any{"mode": "paypal"}).Want(422)
 
 			globexBefore := snapshot(t, e, e.Globex)
 			failed := stripeEvent("evt_failed_1", "invoice.payment_failed", cus, nil)

@@ -73,7 +73,7 @@ func (m *Module) Routes(r *access.Router) {
 	pm := access.Perm(PermBillingRead, "The tenant's payment method and payment standing (dunning)")
 	pm.Tag = "billing"
 	r.Get("/billing/payment-method", pm, m.paymentMethod)
-	setup := access.Perm(PermBillingManage, "Start collecting a payment method: a Stripe SetupIntent's client secret for the console")
+	setup := access.Perm(PermBillingManage, "Start collecting a payment method: a Stripe SetupIntent's client secret, or with {\"mode\":\"checkout\"} the URL of a Stripe Checkout page that returns to /billing")
 	setup.Tag = "billing"
 	r.Post("/billing/payment-method", setup, m.setupPayment)
 	hook := access.Public("Stripe webhook: verified with Stripe-Signature (300 s), each event applied once")
@@ -94,14 +94,30 @@ func (m *Module) setupPayment(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	org, _ := tenant.OrgFrom(ctx)
 	actor := tenant.ActorFrom(ctx)
-	secret, err := m.payments.SetupPayment(ctx, org.Name, actor.Email)
+	var in PaymentSetup
+	if len(c.Body()) > 0 {
+		if err := httpx.Decode(c, m.val, &in); err != nil {
+			return err
+		}
+	}
+	var out fiber.Map
+	var err error
+	if in.Mode == "checkout" {
+		var url string
+		url, err = m.payments.CheckoutPayment(ctx, org.Name, actor.Email)
+		out = fiber.Map{"url": url}
+	} else {
+		var secret string
+		secret, err = m.payments.SetupPayment(ctx, org.Name, actor.Email)
+		out = fiber.Map{"client_secret": secret}
+	}
 	if errors.Is(err, billing.ErrStripeNotConfigured) {
 		return &fiber.Error{Code: fiber.StatusServiceUnavailable, Message: "Payments are not configured on this installation"}
 	}
 	if err != nil {
 		return err
 	}
-	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"client_secret": secret})
+	return c.Status(fiber.StatusCreated).JSON(out)
 }
 
 func (m *Module) stripeWebhook(c *fiber.Ctx) error {
@@ -113,6 +129,11 @@ func (m *Module) stripeWebhook(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(res)
+}
+
+// PaymentSetup is the optional body of POST /billing/payment-method.
+type PaymentSetup struct {
+	Mode string `json:"mode" validate:"omitempty,oneof=setup_intent checkout"`
 }
 
 // rawBatch reads the events one by one, so a type error is reported against its event.

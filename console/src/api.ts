@@ -206,7 +206,8 @@ export const api = {
     request<string>('GET', `/api/v1/billing/invoices/${id(invoiceId)}`, { query: { format: 'html', lang }, text: true }),
   paymentMethod: () => request<BillingAccount>('GET', '/api/v1/billing/payment-method'),
   /** 201 with a Stripe SetupIntent's client secret; 503 when payments are not configured. */
-  setupPaymentMethod: () => request<{ client_secret: string }>('POST', '/api/v1/billing/payment-method'),
+  /** A Stripe Checkout page (setup mode) that collects a card and returns to /billing. */
+  setupPaymentMethod: () => request<{ url: string }>('POST', '/api/v1/billing/payment-method', { body: { mode: 'checkout' } }),
 
   // Platform administration (platform organisation only; 404 for everyone else).
   adminTenants: () => listAll<AdminTenant>('/api/v1/admin/tenants'),

@@ -170,6 +170,7 @@ describe('billing API', () => {
     const [url, init] = fetchMock.mock.calls[0] ?? []
     expect(url).toBe('/api/v1/billing/payment-method')
     expect(init?.method).toBe('POST')
+    expect(JSON.parse(String(init?.body))).toEqual({ mode: 'checkout' })
   })
 
   it('links to the printable invoice in a language', () => {

@@ -201,7 +201,7 @@ const en = {
     graceUntil: 'Grace period ends',
     creditBalance: 'Credit balance',
     setupPayment: 'Set up payment method',
-    setupStarted: 'The payment provider is ready for your card, but entering it in this console is not available yet. Contact support to finish.',
+    setupStarted: 'Opening the payment page…',
     paymentsUnavailable: 'Online payment is not set up on this Switchboard installation. Contact support to pay by bank transfer.',
     usage: 'Usage this period',
     usagePeriod: 'Period {period}, counted live',

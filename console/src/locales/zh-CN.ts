@@ -200,7 +200,7 @@ const zhCN: MessageSchema = {
     graceUntil: '宽限期截止',
     creditBalance: '余额',
     setupPayment: '设置付款方式',
-    setupStarted: '支付服务已准备好接收您的银行卡，但本控制台暂不支持直接填写卡信息。请联系客服完成设置。',
+    setupStarted: '正在打开付款页面…',
     paymentsUnavailable: '此 Switchboard 部署尚未开通在线支付。如需通过银行转账付款，请联系客服。',
     usage: '本期用量',
     usagePeriod: '账期 {period}，实时统计',
