@@ -290,6 +290,10 @@ func TestImpersonation(t *testing.T) {
 			if me["impersonating"] != true || me["current_org"].(map[string]any)["id"] != acme {
 				t.Fatalf("me: %v", me)
 			}
+			perms := fmt.Sprint(me["permissions"])
+			if !strings.Contains(perms, "members:read") || !strings.Contains(perms, "billing:read") || strings.Contains(perms, "members:write") || strings.Contains(perms, "tenants:") {
+				t.Fatalf("permissions while impersonating: %s", perms)
+			}
 			members := admin.Do("GET", "/api/v1/members", nil, h...).Want(200).Items()
 			if len(members) < 3 {
 				t.Fatalf("members: %v", members)

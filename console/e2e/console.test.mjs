@@ -55,6 +55,7 @@ const TEXT = {
     reactivate: 'Reactivate',
     suspendedBanner: 'Organisation suspended',
     print: 'Print / download',
+    viewing: (name) => `Viewing ${name} as a platform admin`,
   },
   'zh-CN': {
     signupTitle: '创建 Switchboard 账号',
@@ -98,6 +99,7 @@ const TEXT = {
     reactivate: '恢复',
     suspendedBanner: '组织已暂停',
     print: '打印 / 下载',
+    viewing: (name) => `正在以平台管理员身份查看 ${name}`,
   },
 }
 
@@ -412,6 +414,18 @@ for (const [locale, text] of Object.entries(TEXT)) {
           await other.reload()
           await visible(other.getByRole('menuitem', { name: text.billing, exact: true }))
           assert.equal(await other.getByTestId('status-banner').count(), 0)
+        })
+
+        await step('the platform admin views Acme read-only, with a banner, and stops', async () => {
+          await tenantRow(page, 'acme').getByTestId('view-as').click()
+          const banner = page.getByTestId('status-banner')
+          await visible(banner.getByText(text.viewing('Acme')))
+          await page.getByRole('menuitem', { name: text.billing, exact: true }).click()
+          await page.waitForURL((url) => url.pathname === '/billing', { timeout: TIMEOUT })
+          await visible(page.getByTestId('usage-table'))
+          await banner.getByTestId('stop-viewing').click()
+          await page.waitForURL((url) => url.pathname === '/admin/tenants', { timeout: TIMEOUT })
+          assert.equal(await page.getByTestId('status-banner').count(), 0)
         })
       } catch (err) {
         await saveEvidence(`${locale}-billing-${failedStep}`, pages, server.log())

@@ -63,6 +63,8 @@ export class ProblemError extends Error {
 export interface ApiContext {
   csrfToken(): string | null
   orgId(): string | null
+  /** The tenant a platform admin is viewing read-only, if any. */
+  impersonate?(): string | null
 }
 
 let context: ApiContext = { csrfToken: () => null, orgId: () => null }
@@ -108,6 +110,8 @@ export async function request<T>(method: string, path: string, options: RequestO
   if (method !== 'GET' && csrf) headers.set('X-CSRF-Token', csrf)
   const org = context.orgId()
   if (org) headers.set('X-Switchboard-Org', org)
+  const viewing = context.impersonate?.()
+  if (viewing) headers.set('X-Switchboard-Impersonate', viewing)
 
   let res: Response
   try {
@@ -211,6 +215,8 @@ export const api = {
 
   // Platform administration (platform organisation only; 404 for everyone else).
   adminTenants: () => listAll<AdminTenant>('/api/v1/admin/tenants'),
+  /** Starts (and audits) a read-only view of a tenant's console. */
+  startImpersonation: (tenantId: string) => request<unknown>('POST', `/api/v1/admin/tenants/${id(tenantId)}/impersonate`),
   suspendTenant: (tenantId: string) => request<unknown>('POST', `/api/v1/admin/tenants/${id(tenantId)}/suspend`),
   reactivateTenant: (tenantId: string) => request<unknown>('POST', `/api/v1/admin/tenants/${id(tenantId)}/reactivate`),
   grantCredit: (tenantId: string, body: { amount: number; reason: string }) =>

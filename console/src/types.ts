@@ -32,6 +32,8 @@ export interface Me {
   role: string
   permissions: string[]
   csrf_token: string
+  /** A platform admin viewing this tenant read-only. */
+  impersonating?: boolean
 }
 
 /** Answer of signup, login and invitation accept. */

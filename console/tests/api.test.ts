@@ -86,6 +86,15 @@ describe('request', () => {
     expect(headers.get('X-Switchboard-Org')).toBe('org-42')
   })
 
+  it('names the tenant a platform admin is viewing, only while viewing', async () => {
+    fetchMock.mockImplementation(async () => json(200, { items: [], next_cursor: null }))
+    await api.listMembers()
+    expect(sentHeaders().get('X-Switchboard-Impersonate')).toBeNull()
+    bindApiContext({ csrfToken: () => 'csrf-123', orgId: () => 'org-42', impersonate: () => 'tenant-7' })
+    await api.listMembers()
+    expect(sentHeaders(1).get('X-Switchboard-Impersonate')).toBe('tenant-7')
+  })
+
   it('sends no CSRF token on reads but still names the organisation', async () => {
     fetchMock.mockResolvedValue(json(200, { items: [], next_cursor: null }))
     await api.listMembers()

@@ -58,6 +58,9 @@ const en = {
     suspended:
       'This organisation is suspended for non-payment: the console is read-only and replies to customers are paused. Messages from customers are still received and stored.',
     openBilling: 'Go to billing',
+    viewingTitle: 'Viewing {name} as a platform admin',
+    viewing: 'Read-only: nothing can be changed here, and this view is recorded in the organisation\'s audit log.',
+    stopViewing: 'Stop viewing',
   },
   header: {
     organisation: 'Organisation',
@@ -258,6 +261,7 @@ const en = {
     effectiveUtc: 'Takes effect at {time}',
     planMoved: '{name} moved to {plan}',
     grantCredit: 'Grant credit',
+    viewAs: 'View as tenant',
     grantCreditTitle: 'Grant credit to {name}',
     amount: 'Amount',
     amountHint: 'In major units, e.g. 100.00, in the currency of the tenant’s plan. The next invoices use it up.',

@@ -57,6 +57,9 @@ const zhCN: MessageSchema = {
     suspendedTitle: '组织已暂停',
     suspended: '此组织因欠费已被暂停：控制台为只读，对客户的回复已暂停。客户发来的消息仍会照常接收并保存。',
     openBilling: '前往账单',
+    viewingTitle: '正在以平台管理员身份查看 {name}',
+    viewing: '只读：此处无法做任何更改，本次查看已记录在该组织的审计日志中。',
+    stopViewing: '结束查看',
   },
   header: {
     organisation: '组织',
@@ -257,6 +260,7 @@ const zhCN: MessageSchema = {
     effectiveUtc: '生效于 {time}',
     planMoved: '已将 {name} 更换为 {plan}',
     grantCredit: '发放余额',
+    viewAs: '以租户视角查看',
     grantCreditTitle: '向 {name} 发放余额',
     amount: '金额',
     amountHint: '以元为单位（如 100.00），币种与租户套餐相同，用于抵扣之后的账单。',

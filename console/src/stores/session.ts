@@ -4,6 +4,8 @@ import { api, bindApiContext, ProblemError } from '../api'
 import type { Me, SessionStart } from '../types'
 
 const ORG_KEY = 'switchboard.org'
+// Per tab: a read-only view of a tenant ends with the tab.
+const VIEW_KEY = 'switchboard.impersonate'
 
 /** What a page or menu item needs: a permission, and for the admin pages the platform organisation. */
 export interface Access {
@@ -18,7 +20,9 @@ export const useSessionStore = defineStore('session', () => {
   const csrfToken = ref<string | null>(null)
   const orgId = ref<string | null>(localStorage.getItem(ORG_KEY))
 
-  bindApiContext({ csrfToken: () => csrfToken.value, orgId: () => orgId.value })
+  const viewing = ref<string | null>(sessionStorage.getItem(VIEW_KEY))
+
+  bindApiContext({ csrfToken: () => csrfToken.value, orgId: () => orgId.value, impersonate: () => viewing.value })
 
   const loggedIn = computed(() => me.value !== null)
   /** The current organisation is the platform's (where the admin pages live). */
@@ -46,13 +50,17 @@ export const useSessionStore = defineStore('session', () => {
       const next = await api.me()
       me.value = next
       csrfToken.value = next.csrf_token
-      rememberOrg(next.current_org?.id ?? null)
+      if (!next.impersonating) rememberOrg(next.current_org?.id ?? null)
       return next
     } catch (err) {
       if (!(err instanceof ProblemError)) throw err
       if (err.status === 401) {
         forget()
         return null
+      }
+      if ((err.status === 403 || err.status === 404) && viewing.value) {
+        setViewing(null)
+        return loadMe()
       }
       // A remembered organisation the user no longer belongs to (or one left
       // behind by another account on this browser): fall back to the default.
@@ -68,6 +76,24 @@ export const useSessionStore = defineStore('session', () => {
   async function start(session: SessionStart): Promise<void> {
     csrfToken.value = session.csrf_token
     if (session.current_org) rememberOrg(session.current_org.id)
+    await loadMe()
+  }
+
+  function setViewing(id: string | null): void {
+    viewing.value = id
+    if (id) sessionStorage.setItem(VIEW_KEY, id)
+    else sessionStorage.removeItem(VIEW_KEY)
+  }
+
+  /** A platform admin starts reading a tenant's console (audited by the server). */
+  async function startImpersonation(tenantId: string): Promise<void> {
+    await api.startImpersonation(tenantId)
+    setViewing(tenantId)
+    await loadMe()
+  }
+
+  async function stopImpersonation(): Promise<void> {
+    setViewing(null)
     await loadMe()
   }
 
@@ -88,7 +114,8 @@ export const useSessionStore = defineStore('session', () => {
   function forget(): void {
     me.value = null
     csrfToken.value = null
+    setViewing(null)
   }
 
-  return { me, orgId, loggedIn, isPlatform, can, allows, loadMe, start, switchOrg, logout, forget }
+  return { me, orgId, loggedIn, isPlatform, can, allows, loadMe, start, switchOrg, logout, forget, startImpersonation, stopImpersonation }
 })
