@@ -6,6 +6,7 @@ package admin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -188,6 +189,30 @@ func (m *Module) terms(c *fiber.Ctx) error {
 	tctx, _, err := m.target(c)
 	if err != nil {
 		return err
+	}
+	if len(in.AddOns) > 0 {
+		// Only add-ons of the tenant's current plan can be taken.
+		hist, err := m.plans.History(tctx)
+		if err != nil {
+			return err
+		}
+		if len(hist) == 0 {
+			return apperr.Invalid("add_ons", "the tenant is on no plan")
+		}
+		last := hist[len(hist)-1]
+		plan, err := m.plans.Get(tctx, last.PlanCode, last.PlanVersion)
+		if err != nil {
+			return err
+		}
+		var bad apperr.Fields
+		for i, code := range in.AddOns {
+			if len(plan.RatingAddOns([]string{code})) == 0 {
+				bad.Add(fmt.Sprintf("add_ons[%d]", i), "is not an add-on of the tenant's plan")
+			}
+		}
+		if err := bad.Err(); err != nil {
+			return err
+		}
 	}
 	a, err := m.payments.SetTerms(tctx, in)
 	if err != nil {

@@ -310,3 +310,42 @@ func TestImpersonation(t *testing.T) {
 		})
 	}
 }
+
+// Add-ons: a plan offers them, the admin gives one to Acme, and the draft carries its prorated
+// fee and the usage it prices: 10,000 base + 3,000 add-on + 10 voice minutes × 50 = 13,500.
+func TestAddOns(t *testing.T) {
+	for _, d := range apptest.Dialects(t) {
+		t.Run(apptest.Name(d), func(t *testing.T) {
+			e := apptest.New(t, d)
+			admin := e.Login("admin@switchboard.test").InOrg(e.Platform.ID)
+			owner := e.Login("owner@acme.test")
+			acme := "/api/v1/admin/tenants/" + e.Acme.ID.String()
+			admin.Do("POST", "/api/v1/admin/plans", map[string]any{"code": "dup", "name": "Dup", "currency": "CNY",
+				"prices":  []any{map[string]any{"meter": "voice_minutes", "model": "per_unit", "unit_amount": 1}},
+				"add_ons": []any{map[string]any{"code": "voice", "name": "Voice", "fee": 1, "prices": []any{map[string]any{"meter": "voice_minutes", "model": "per_unit", "unit_amount": 2}}}},
+			}).Want(422)
+			plan := admin.Do("POST", "/api/v1/admin/plans", map[string]any{"code": "base", "name": "Base", "currency": "CNY", "base_fee": 10000,
+				"add_ons": []any{map[string]any{"code": "voice", "name": "Voice", "fee": 3000,
+					"prices": []any{map[string]any{"meter": "voice_minutes", "model": "per_unit", "unit_amount": 50}}}},
+			}).Want(201).JSON()
+			if len(plan["add_ons"].([]any)) != 1 {
+				t.Fatalf("plan: %v", plan)
+			}
+			admin.Do("PUT", acme+"/terms", map[string]any{"add_ons": []string{"voice"}}).Want(422) // no plan yet
+			start := time.Now().UTC().Truncate(24 * time.Hour)
+			admin.Do("PUT", acme+"/plan", map[string]any{"plan_code": "base", "effective_at": start}).Want(200)
+			admin.Do("PUT", acme+"/terms", map[string]any{"add_ons": []string{"fax"}}).Want(422)
+			admin.Do("PUT", acme+"/terms", map[string]any{"add_ons": []string{"voice"}}).Want(200)
+			owner.Do("POST", "/api/v1/usage-events", map[string]any{"events": []any{map[string]any{
+				"meter": "voice_minutes", "quantity": 10, "idempotency_key": "v", "occurred_at": time.Now().UTC().Add(-time.Second)}}}).Want(200)
+			draft := owner.Do("GET", "/api/v1/billing/invoices/current", nil).Want(200).JSON()
+			kinds := ""
+			for _, l := range draft["lines"].([]any) {
+				kinds += fmt.Sprint(l.(map[string]any)["kind"], "=", l.(map[string]any)["amount"], " ")
+			}
+			if draft["total"] != float64(13500) || !strings.Contains(kinds, "addon=3000") || !strings.Contains(kinds, "usage=500") {
+				t.Fatalf("draft with the add-on: total %v, lines %s", draft["total"], kinds)
+			}
+		})
+	}
+}

@@ -118,7 +118,7 @@ func (iv *Invoicer) Draft(ctx context.Context, p rating.Period) (Invoice, error)
 	if err != nil {
 		return Invoice{}, err
 	}
-	segs, err := iv.segments(ctx, hist, p)
+	segs, err := iv.segments(ctx, hist, p, acct.AddOns)
 	if err != nil {
 		return Invoice{}, err
 	}
@@ -153,7 +153,7 @@ func (iv *Invoicer) Draft(ctx context.Context, p rating.Period) (Invoice, error)
 }
 
 // segments splits p at each plan change inside it, with the usage of each stretch.
-func (iv *Invoicer) segments(ctx context.Context, hist []SubscriptionChange, p rating.Period) ([]rating.Segment, error) {
+func (iv *Invoicer) segments(ctx context.Context, hist []SubscriptionChange, p rating.Period, addOns []string) ([]rating.Segment, error) {
 	var segs []rating.Segment
 	for i, ch := range hist {
 		from, to := ch.EffectiveAt, p.End
@@ -175,11 +175,17 @@ func (iv *Invoicer) segments(ctx context.Context, hist []SubscriptionChange, p r
 		if err != nil {
 			return nil, err
 		}
+		taken := plan.RatingAddOns(addOns)
 		priced := map[string]int64{}
 		for _, pr := range plan.Prices {
-			priced[pr.Meter] = usage[pr.Meter] // meters the plan does not price are not billed
+			priced[pr.Meter] = usage[pr.Meter] // meters neither the plan nor a taken add-on prices are not billed
 		}
-		segs = append(segs, rating.Segment{Plan: plan.Rating(), From: from, To: to, Usage: priced})
+		for _, a := range taken {
+			for _, pr := range a.Prices {
+				priced[pr.Meter] = usage[pr.Meter]
+			}
+		}
+		segs = append(segs, rating.Segment{Plan: plan.Rating(), AddOns: taken, From: from, To: to, Usage: priced})
 	}
 	return segs, nil
 }

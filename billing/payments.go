@@ -37,6 +37,8 @@ type Account struct {
 	TaxRateBP        int64      `json:"tax_rate_bp"`
 	CreditBalance    int64      `json:"credit_balance"`
 	CouponsRaw       string     `json:"-" gorm:"column:coupons"`
+	AddOnsRaw        string     `json:"-" gorm:"column:add_ons"`
+	AddOns           []string   `json:"add_ons" gorm:"-"`
 	Coupons          []Coupon   `json:"coupons" gorm:"-"`
 	CreatedAt        time.Time  `json:"created_at"`
 	UpdatedAt        time.Time  `json:"updated_at"`
@@ -57,6 +59,8 @@ type Coupon struct {
 type Terms struct {
 	TaxRateBP int64    `json:"tax_rate_bp" validate:"min=0,max=10000"`
 	Coupons   []Coupon `json:"coupons" validate:"max=10,dive"`
+	// AddOns are codes of add-ons of the tenant's plan it has taken.
+	AddOns []string `json:"add_ons" validate:"max=20"`
 }
 
 // SetTerms sets the tenant's tax rate and coupons (audited); the open period's draft and every
@@ -77,16 +81,20 @@ func (p *Payments) SetTerms(ctx context.Context, t Terms) (Account, error) {
 	if _, err := p.Account(ctx); err != nil {
 		return Account{}, err
 	}
+	if t.AddOns == nil {
+		t.AddOns = []string{}
+	}
 	raw, _ := json.Marshal(t.Coupons)
+	rawAdd, _ := json.Marshal(t.AddOns)
 	err := p.db.Tx(ctx, func(ctx context.Context) error {
 		if err := p.db.Run(ctx, func(tx *gorm.DB) error {
 			return tx.Model(&Account{}).Where("tenant_id = ?", acctID(ctx)).
-				Updates(map[string]any{"tax_rate_bp": t.TaxRateBP, "coupons": string(raw), "updated_at": p.now()}).Error
+				Updates(map[string]any{"tax_rate_bp": t.TaxRateBP, "coupons": string(raw), "add_ons": string(rawAdd), "updated_at": p.now()}).Error
 		}); err != nil {
 			return err
 		}
 		return p.db.Record(ctx, tenant.Audit{Action: "billing.terms_set", ObjectType: "billing_account", ObjectID: acctID(ctx).String(),
-			Data: map[string]any{"tax_rate_bp": t.TaxRateBP, "coupons": t.Coupons}})
+			Data: map[string]any{"tax_rate_bp": t.TaxRateBP, "coupons": t.Coupons, "add_ons": t.AddOns}})
 	})
 	if err != nil {
 		return Account{}, fmt.Errorf("billing: set terms: %w", err)
@@ -168,10 +176,15 @@ func (p *Payments) Account(ctx context.Context) (Account, error) {
 	if err != nil {
 		return Account{}, fmt.Errorf("billing: account: %w", err)
 	}
-	a.Coupons = []Coupon{}
+	a.Coupons, a.AddOns = []Coupon{}, []string{}
 	if a.CouponsRaw != "" {
 		if err := json.Unmarshal([]byte(a.CouponsRaw), &a.Coupons); err != nil {
 			return Account{}, fmt.Errorf("billing: account coupons: %w", err)
+		}
+	}
+	if a.AddOnsRaw != "" {
+		if err := json.Unmarshal([]byte(a.AddOnsRaw), &a.AddOns); err != nil {
+			return Account{}, fmt.Errorf("billing: account add-ons: %w", err)
 		}
 	}
 	return a, nil

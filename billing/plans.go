@@ -32,6 +32,15 @@ type Price struct {
 	Tiers      []Tier `json:"tiers,omitempty"`
 }
 
+// AddOn is an optional extra a tenant on the plan can take: a monthly fee (prorated like the
+// base fee) and prices for meters the plan itself does not price.
+type AddOn struct {
+	Code   string  `json:"code" validate:"required,min=2,max=40"`
+	Name   string  `json:"name" validate:"required,max=120"`
+	Fee    int64   `json:"fee" validate:"min=0"`
+	Prices []Price `json:"prices" validate:"dive"`
+}
+
 // PlanInput is the body that creates a plan or its next version.
 type PlanInput struct {
 	Code      string  `json:"code" validate:"required,min=2,max=40"`
@@ -40,6 +49,7 @@ type PlanInput struct {
 	BaseFee   int64   `json:"base_fee" validate:"min=0"`
 	TrialDays int     `json:"trial_days" validate:"min=0,max=365"`
 	Prices    []Price `json:"prices" validate:"dive"`
+	AddOns    []AddOn `json:"add_ons" validate:"max=20,dive"`
 }
 
 // Plan is one version of a plan.
@@ -51,23 +61,51 @@ type Plan struct {
 	BaseFee   int64     `json:"base_fee"`
 	PricesRaw string    `json:"-" gorm:"column:prices"`
 	Prices    []Price   `json:"prices" gorm:"-"`
+	AddOnsRaw string    `json:"-" gorm:"column:add_ons"`
+	AddOns    []AddOn   `json:"add_ons" gorm:"-"`
 	TrialDays int       `json:"trial_days"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
-func (p *Plan) decode() error { return json.Unmarshal([]byte(p.PricesRaw), &p.Prices) }
+func (p *Plan) decode() error {
+	if err := json.Unmarshal([]byte(p.PricesRaw), &p.Prices); err != nil {
+		return err
+	}
+	p.AddOns = []AddOn{}
+	if p.AddOnsRaw == "" {
+		return nil
+	}
+	return json.Unmarshal([]byte(p.AddOnsRaw), &p.AddOns)
+}
 
-// Rating returns the plan as the rating engine takes it.
-func (p Plan) Rating() rating.Plan {
-	rp := rating.Plan{Code: p.Code, Version: p.Version, Currency: p.Currency, BaseFee: p.BaseFee, TrialDays: p.TrialDays}
-	for _, pr := range p.Prices {
+func ratingPrices(ps []Price) []rating.Price {
+	var out []rating.Price
+	for _, pr := range ps {
 		x := rating.Price{Meter: pr.Meter, Model: pr.Model, UnitAmount: pr.UnitAmount, Included: pr.Included}
 		for _, t := range pr.Tiers {
 			x.Tiers = append(x.Tiers, rating.Tier{UpTo: t.UpTo, UnitAmount: t.UnitAmount, FlatAmount: t.FlatAmount})
 		}
-		rp.Prices = append(rp.Prices, x)
+		out = append(out, x)
 	}
-	return rp
+	return out
+}
+
+// RatingAddOns returns the plan's add-ons named in codes, as the rating engine takes them.
+func (p Plan) RatingAddOns(codes []string) []rating.AddOn {
+	var out []rating.AddOn
+	for _, a := range p.AddOns {
+		for _, c := range codes {
+			if a.Code == c {
+				out = append(out, rating.AddOn{Code: a.Code, Fee: a.Fee, Prices: ratingPrices(a.Prices)})
+			}
+		}
+	}
+	return out
+}
+
+// Rating returns the plan as the rating engine takes it.
+func (p Plan) Rating() rating.Plan {
+	return rating.Plan{Code: p.Code, Version: p.Version, Currency: p.Currency, BaseFee: p.BaseFee, TrialDays: p.TrialDays, Prices: ratingPrices(p.Prices)}
 }
 
 // SubscriptionChange is a tenant moving onto a plan version at a time.
@@ -96,18 +134,43 @@ func NewPlans(db *tenant.DB, meters *Meters) *Plans {
 // edited: tenants on an older one stay on it until moved.
 func (p *Plans) Save(ctx context.Context, in PlanInput) (Plan, error) {
 	var bad apperr.Fields
+	priced := map[string]bool{}
 	for i, pr := range in.Prices {
 		if _, ok := p.meters.Get(pr.Meter); !ok {
 			bad.Add(fmt.Sprintf("prices[%d].meter", i), "is not a known meter")
+		}
+		priced[pr.Meter] = true
+	}
+	codes := map[string]bool{}
+	for i, a := range in.AddOns {
+		if codes[a.Code] {
+			bad.Add(fmt.Sprintf("add_ons[%d].code", i), "is used twice")
+		}
+		codes[a.Code] = true
+		for j, pr := range a.Prices {
+			if _, ok := p.meters.Get(pr.Meter); !ok {
+				bad.Add(fmt.Sprintf("add_ons[%d].prices[%d].meter", i, j), "is not a known meter")
+			} else if priced[pr.Meter] {
+				bad.Add(fmt.Sprintf("add_ons[%d].prices[%d].meter", i, j), "is already priced by the plan or another add-on")
+			}
+			priced[pr.Meter] = true
+		}
+		if err := (rating.AddOn{Code: a.Code, Fee: a.Fee, Prices: ratingPrices(a.Prices)}).Validate(); err != nil {
+			bad.Add(fmt.Sprintf("add_ons[%d]", i), err.Error())
 		}
 	}
 	if err := bad.Err(); err != nil {
 		return Plan{}, err
 	}
-	plan := Plan{Code: in.Code, Name: in.Name, Currency: in.Currency, BaseFee: in.BaseFee, Prices: in.Prices, TrialDays: in.TrialDays, CreatedAt: p.now()}
+	plan := Plan{Code: in.Code, Name: in.Name, Currency: in.Currency, BaseFee: in.BaseFee, Prices: in.Prices, AddOns: in.AddOns, TrialDays: in.TrialDays, CreatedAt: p.now()}
 	if plan.Prices == nil {
 		plan.Prices = []Price{}
 	}
+	if plan.AddOns == nil {
+		plan.AddOns = []AddOn{}
+	}
+	rawAddOns, _ := json.Marshal(plan.AddOns)
+	plan.AddOnsRaw = string(rawAddOns)
 	check := plan.Rating()
 	check.Version = 1 // the real one is assigned below
 	if err := check.Validate(); err != nil {
