@@ -6,7 +6,6 @@ package admin
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -102,13 +101,12 @@ func (m *Module) tenants(c *fiber.Ctx) error {
 	for _, o := range orgs {
 		tctx := tenant.WithOrg(c.UserContext(), o)
 		row := TenantRow{ID: o.ID, Name: o.Name, Slug: o.Slug, Status: o.Status}
-		hist, err := m.plans.History(tctx)
+		plan, ok, err := m.plans.Current(tctx)
 		if err != nil {
 			return err
 		}
-		if len(hist) > 0 {
-			last := hist[len(hist)-1]
-			row.Plan = last.PlanCode + "@" + strconv.Itoa(last.PlanVersion)
+		if ok {
+			row.Plan = plan.Code + "@" + strconv.Itoa(plan.Version)
 			p, err := m.invoicer.PeriodAt(tctx, m.now())
 			if err != nil {
 				return err
@@ -190,29 +188,8 @@ func (m *Module) terms(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if len(in.AddOns) > 0 {
-		// Only add-ons of the tenant's current plan can be taken.
-		hist, err := m.plans.History(tctx)
-		if err != nil {
-			return err
-		}
-		if len(hist) == 0 {
-			return apperr.Invalid("add_ons", "the tenant is on no plan")
-		}
-		last := hist[len(hist)-1]
-		plan, err := m.plans.Get(tctx, last.PlanCode, last.PlanVersion)
-		if err != nil {
-			return err
-		}
-		var bad apperr.Fields
-		for i, code := range in.AddOns {
-			if len(plan.RatingAddOns([]string{code})) == 0 {
-				bad.Add(fmt.Sprintf("add_ons[%d]", i), "is not an add-on of the tenant's plan")
-			}
-		}
-		if err := bad.Err(); err != nil {
-			return err
-		}
+	if err := m.plans.CheckAddOns(tctx, in.AddOns); err != nil {
+		return err
 	}
 	a, err := m.payments.SetTerms(tctx, in)
 	if err != nil {

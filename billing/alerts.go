@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/switchboard-cloud/switchboard/billing/rating"
 	"github.com/switchboard-cloud/switchboard/internal/queue"
 	"github.com/switchboard-cloud/switchboard/tenant"
 )
@@ -38,27 +39,33 @@ type sentAlert struct {
 
 func (sentAlert) TableName() string { return "usage_alerts" }
 
-// Alerts lists the meters of the tenant's current plan that have used at least 80 % of their
-// allowance in the open period (the highest threshold reached, per meter).
-func (iv *Invoicer) Alerts(ctx context.Context, now time.Time) ([]Alert, time.Time, error) {
-	hist, err := iv.plans.History(ctx)
-	if err != nil || len(hist) == 0 {
-		return nil, time.Time{}, err
-	}
-	last := hist[len(hist)-1]
-	plan, err := iv.plans.Get(ctx, last.PlanCode, last.PlanVersion)
-	if err != nil {
-		return nil, time.Time{}, err
-	}
+// OpenUsage is the tenant's open period, its usage per meter so far, and the meters of its
+// current plan at 80 % or more of their allowance (the highest threshold reached, per meter).
+type OpenUsage struct {
+	Period rating.Period
+	Meters []MeterTotal
+	Alerts []Alert
+}
+
+// Usage counts the open period once and derives the alerts from the same totals.
+func (iv *Invoicer) Usage(ctx context.Context, now time.Time) (OpenUsage, error) {
 	p, err := iv.PeriodAt(ctx, now)
 	if err != nil {
-		return nil, time.Time{}, err
+		return OpenUsage{}, err
 	}
-	used, err := iv.ledgerTotals(ctx, p.Start, p.End)
+	totals, err := iv.ledger.Totals(ctx, p.Start, p.End)
 	if err != nil {
-		return nil, time.Time{}, err
+		return OpenUsage{}, err
 	}
-	var out []Alert
+	u := OpenUsage{Period: p, Meters: totals, Alerts: []Alert{}}
+	plan, ok, err := iv.plans.Current(ctx)
+	if err != nil || !ok {
+		return u, err
+	}
+	used := map[string]int64{}
+	for _, t := range totals {
+		used[t.Meter] = t.Quantity
+	}
 	for _, pr := range plan.Prices {
 		if pr.Included <= 0 {
 			continue
@@ -66,22 +73,20 @@ func (iv *Invoicer) Alerts(ctx context.Context, now time.Time) ([]Alert, time.Ti
 		for _, th := range alertThresholds {
 			// q/included ≥ th/100, in integers.
 			if used[pr.Meter]*100 >= int64(th)*pr.Included {
-				out = append(out, Alert{Meter: pr.Meter, Threshold: th, Quantity: used[pr.Meter], Included: pr.Included})
+				u.Alerts = append(u.Alerts, Alert{Meter: pr.Meter, Threshold: th, Quantity: used[pr.Meter], Included: pr.Included})
 				break
 			}
 		}
 	}
-	return out, p.Start, nil
+	return u, nil
 }
 
 // NotifyAlerts mails each tenant's owners once per period, meter and threshold reached; the
 // record of the alert and its mail commit together, so a rerun sends nothing twice.
 func (iv *Invoicer) NotifyAlerts(ctx context.Context, now time.Time) (int, error) {
 	pctx := iv.db.AsPlatform(ctx, "allowance alerts")
-	var tenants []uuid.UUID
-	if err := iv.db.Run(pctx, func(tx *gorm.DB) error {
-		return tx.Model(&SubscriptionChange{}).Distinct("tenant_id").Order("tenant_id").Pluck("tenant_id", &tenants).Error
-	}); err != nil {
+	tenants, err := iv.plans.Subscribed(pctx)
+	if err != nil {
 		return 0, err
 	}
 	sent := 0
@@ -94,11 +99,12 @@ func (iv *Invoicer) NotifyAlerts(ctx context.Context, now time.Time) (int, error
 			continue
 		}
 		tctx := tenant.WithOrg(ctx, org)
-		alerts, start, err := iv.Alerts(tctx, now)
+		usage, err := iv.Usage(tctx, now)
 		if err != nil {
 			return sent, fmt.Errorf("billing: alerts for %s: %w", tid, err)
 		}
-		for _, a := range alerts {
+		start := usage.Period.Start
+		for _, a := range usage.Alerts {
 			err := iv.db.Tx(tctx, func(ctx context.Context) error {
 				var n int64
 				if err := iv.db.Run(ctx, func(tx *gorm.DB) error {

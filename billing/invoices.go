@@ -374,10 +374,8 @@ func (iv *Invoicer) Run(ctx context.Context, month string, finalize bool, now ti
 		return nil, apperr.Invalid("period", "must be a month, YYYY-MM")
 	}
 	pctx := iv.db.AsPlatform(ctx, "billing run "+month)
-	var tenants []uuid.UUID
-	if err := iv.db.Run(pctx, func(tx *gorm.DB) error {
-		return tx.Model(&SubscriptionChange{}).Distinct("tenant_id").Order("tenant_id").Pluck("tenant_id", &tenants).Error
-	}); err != nil {
+	tenants, err := iv.plans.Subscribed(pctx)
+	if err != nil {
 		return nil, err
 	}
 	var items []RunItem

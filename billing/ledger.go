@@ -232,7 +232,11 @@ type MeterTotal struct {
 	Events   int64  `json:"events"`
 }
 
+// aggRow is one meter's totals, grouped by meter and, for some queries, by hour (Bucket) or
+// tenant (TenantID); aggColumns selects its numbers, so each meter's aggregation can be picked.
 type aggRow struct {
+	Bucket   string
+	TenantID string
 	Meter    string
 	Total    int64
 	Peak     int64
@@ -240,13 +244,15 @@ type aggRow struct {
 	Events   int64
 }
 
+const aggColumns = "COALESCE(SUM(quantity), 0) AS total, COALESCE(MAX(quantity), 0) AS peak, COUNT(DISTINCT subject) AS subjects, COUNT(*) AS events"
+
 // Totals counts the tenant's usage in [from, to) straight from the ledger, one total per
 // meter in the registry (zero when nothing was used), by each meter's aggregation.
 func (l *Ledger) Totals(ctx context.Context, from, to time.Time) ([]MeterTotal, error) {
 	var rows []aggRow
 	err := l.db.Run(ctx, func(tx *gorm.DB) error {
 		return tx.Table("usage_events").
-			Select("meter, COALESCE(SUM(quantity), 0) AS total, COALESCE(MAX(quantity), 0) AS peak, COUNT(DISTINCT subject) AS subjects, COUNT(*) AS events").
+			Select("meter, "+aggColumns).
 			Where("occurred_at >= ? AND occurred_at < ?", from.UTC(), to.UTC()).
 			Group("meter").Scan(&rows).Error
 	})

@@ -123,16 +123,11 @@ func (iv *Invoicer) Revenue(ctx context.Context, month string, now time.Time) (R
 			return rev, err
 		}
 		if org.Status != tenant.StatusCancelled {
-			hist, err := iv.plans.History(tenant.WithOrg(ctx, org))
+			p, ok, err := iv.plans.Current(tenant.WithOrg(ctx, org))
 			if err != nil {
 				return rev, err
 			}
-			if len(hist) > 0 {
-				last := hist[len(hist)-1]
-				p, err := iv.plans.Get(ctx, last.PlanCode, last.PlanVersion)
-				if err != nil {
-					return rev, err
-				}
+			if ok {
 				rev.MRR[p.Currency] += p.BaseFee
 			}
 		}
@@ -285,10 +280,10 @@ func splitLargestRemainder(total int64, groups []seatGroup) []int64 {
 // platformUsage totals every tenant's usage of [from, to) per meter (distinct counts per tenant,
 // then added up: the same conversation id in two tenants is two conversations).
 func (iv *Invoicer) platformUsage(pctx context.Context, from, to time.Time) ([]MeterTotal, error) {
-	var rows []tenantMeterRow
+	var rows []aggRow
 	err := iv.db.Run(pctx, func(tx *gorm.DB) error {
 		return tx.Table("usage_events").
-			Select("tenant_id, meter, COALESCE(SUM(quantity), 0) AS total, COALESCE(MAX(quantity), 0) AS peak, COUNT(DISTINCT subject) AS subjects, COUNT(*) AS events").
+			Select("tenant_id, meter, "+aggColumns).
 			Where("occurred_at >= ? AND occurred_at < ?", from, to).Group("tenant_id, meter").Scan(&rows).Error
 	})
 	if err != nil {
@@ -303,7 +298,7 @@ func (iv *Invoicer) platformUsage(pctx context.Context, from, to time.Time) ([]M
 		s := sum[r.Meter]
 		s.Meter = r.Meter
 		s.Events += r.Events
-		q := pick(mt, aggRow{Total: r.Total, Peak: r.Peak, Subjects: r.Subjects})
+		q := pick(mt, r)
 		if mt.Aggregation == Max {
 			s.Peak = max(s.Peak, q)
 		} else {
@@ -318,14 +313,4 @@ func (iv *Invoicer) platformUsage(pctx context.Context, from, to time.Time) ([]M
 		out = append(out, MeterTotal{Meter: mt.Name, Unit: mt.Unit, Quantity: pick(mt, s), Events: s.Events})
 	}
 	return out, nil
-}
-
-// tenantMeterRow is one tenant's totals of one meter.
-type tenantMeterRow struct {
-	TenantID string
-	Meter    string
-	Total    int64
-	Peak     int64
-	Subjects int64
-	Events   int64
 }

@@ -163,16 +163,21 @@ func (p *Payments) Account(ctx context.Context) (Account, error) {
 		return Account{}, tenant.ErrNoTenant
 	}
 	var a Account
-	err := p.db.Tx(ctx, func(ctx context.Context) error {
-		return p.db.Run(ctx, func(tx *gorm.DB) error {
-			now := p.now()
-			if err := tx.Clauses(clause.OnConflict{DoNothing: true}).
-				Create(&Account{TenantID: tid, PaymentStatus: "ok", CreatedAt: now, UpdatedAt: now}).Error; err != nil {
-				return err
-			}
-			return tx.Take(&a).Error
+	// Read first: every usage and billing page asks, and only a tenant's first ask writes (on
+	// SQLite a write transaction would queue behind every other writer).
+	err := p.db.Run(ctx, func(tx *gorm.DB) error { return tx.Take(&a).Error })
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		err = p.db.Tx(ctx, func(ctx context.Context) error {
+			return p.db.Run(ctx, func(tx *gorm.DB) error {
+				now := p.now()
+				if err := tx.Clauses(clause.OnConflict{DoNothing: true}).
+					Create(&Account{TenantID: tid, PaymentStatus: "ok", CreatedAt: now, UpdatedAt: now}).Error; err != nil {
+					return err
+				}
+				return tx.Take(&a).Error
+			})
 		})
-	})
+	}
 	if err != nil {
 		return Account{}, fmt.Errorf("billing: account: %w", err)
 	}

@@ -283,6 +283,56 @@ func (p *Plans) Subscribe(ctx context.Context, code string, version int, at time
 	return ch, nil
 }
 
+// Current returns the plan version the tenant in ctx was last moved onto; ok is false when it is
+// on no plan.
+func (p *Plans) Current(ctx context.Context) (plan Plan, ok bool, err error) {
+	hist, err := p.History(ctx)
+	if err != nil {
+		return Plan{}, false, err
+	}
+	return p.CurrentOf(ctx, hist)
+}
+
+// CurrentOf is Current for a history already read.
+func (p *Plans) CurrentOf(ctx context.Context, hist []SubscriptionChange) (Plan, bool, error) {
+	if len(hist) == 0 {
+		return Plan{}, false, nil
+	}
+	last := hist[len(hist)-1]
+	plan, err := p.Get(ctx, last.PlanCode, last.PlanVersion)
+	return plan, err == nil, err
+}
+
+// CheckAddOns refuses add-on codes the tenant's current plan does not offer.
+func (p *Plans) CheckAddOns(ctx context.Context, codes []string) error {
+	if len(codes) == 0 {
+		return nil
+	}
+	plan, ok, err := p.Current(ctx)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return apperr.Invalid("add_ons", "the tenant is on no plan")
+	}
+	var bad apperr.Fields
+	for i, code := range codes {
+		if len(plan.RatingAddOns([]string{code})) == 0 {
+			bad.Add(fmt.Sprintf("add_ons[%d]", i), "is not an add-on of the tenant's plan")
+		}
+	}
+	return bad.Err()
+}
+
+// Subscribed lists the tenants that have ever been on a plan (ctx needs platform access).
+func (p *Plans) Subscribed(pctx context.Context) ([]uuid.UUID, error) {
+	var tenants []uuid.UUID
+	err := p.db.Run(pctx, func(tx *gorm.DB) error {
+		return tx.Model(&SubscriptionChange{}).Distinct("tenant_id").Order("tenant_id").Pluck("tenant_id", &tenants).Error
+	})
+	return tenants, err
+}
+
 // History returns the tenant's plan changes, oldest first.
 func (p *Plans) History(ctx context.Context) ([]SubscriptionChange, error) {
 	var out []SubscriptionChange

@@ -66,9 +66,9 @@ func (l *Ledger) rollupDay(ctx context.Context, m dirtyDay) error {
 	ctx = tenant.WithOrg(ctx, tenant.Org{ID: m.TenantID, Kind: tenant.KindTenant})
 	return l.db.Tx(ctx, func(ctx context.Context) error {
 		return l.db.Run(ctx, func(tx *gorm.DB) error {
-			var hourly []hourRow
+			var hourly []aggRow
 			err := tx.Table("usage_events").
-				Select(l.hourExpr()+" AS bucket, meter, COALESCE(SUM(quantity), 0) AS total, COALESCE(MAX(quantity), 0) AS peak, COUNT(DISTINCT subject) AS subjects, COUNT(*) AS events").
+				Select(l.hourExpr()+" AS bucket, meter, "+aggColumns).
 				Where("occurred_at >= ? AND occurred_at < ?", day, next).
 				Group("bucket, meter").Scan(&hourly).Error
 			if err != nil {
@@ -76,7 +76,7 @@ func (l *Ledger) rollupDay(ctx context.Context, m dirtyDay) error {
 			}
 			var daily []aggRow
 			err = tx.Table("usage_events").
-				Select("meter, COALESCE(SUM(quantity), 0) AS total, COALESCE(MAX(quantity), 0) AS peak, COUNT(DISTINCT subject) AS subjects, COUNT(*) AS events").
+				Select("meter, "+aggColumns).
 				Where("occurred_at >= ? AND occurred_at < ?", day, next).
 				Group("meter").Scan(&daily).Error
 			if err != nil {
@@ -93,8 +93,7 @@ func (l *Ledger) rollupDay(ctx context.Context, m dirtyDay) error {
 				if !ok {
 					continue // a meter since removed from the registry: kept in the ledger, not rolled up
 				}
-				agg := aggRow{Meter: h.Meter, Total: h.Total, Peak: h.Peak, Subjects: h.Subjects, Events: h.Events}
-				rows = append(rows, Rollup{TenantID: m.TenantID, Meter: h.Meter, Granularity: "hour", BucketStart: at.UTC(), Quantity: pick(mt, agg), Events: h.Events, ComputedAt: now})
+				rows = append(rows, Rollup{TenantID: m.TenantID, Meter: h.Meter, Granularity: "hour", BucketStart: at.UTC(), Quantity: pick(mt, h), Events: h.Events, ComputedAt: now})
 			}
 			for _, d := range daily {
 				mt, ok := l.meters.Get(d.Meter)
@@ -117,16 +116,6 @@ func (l *Ledger) rollupDay(ctx context.Context, m dirtyDay) error {
 			return nil
 		})
 	})
-}
-
-// hourRow is one meter's totals in one hour.
-type hourRow struct {
-	Bucket   string
-	Meter    string
-	Total    int64
-	Peak     int64
-	Subjects int64
-	Events   int64
 }
 
 // hourExpr truncates occurred_at to its UTC hour as text "YYYY-MM-DD HH:00:00".

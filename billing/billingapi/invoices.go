@@ -23,24 +23,12 @@ type PlanChange struct {
 }
 
 func (m *Module) invoiceRoutes(r *access.Router) {
-	get := access.Perm(PermBillingRead, "The current plan and the plan history")
-	get.Tag = "billing"
-	r.Get("/billing/plan", get, m.plan)
-	put := access.Perm(PermBillingManage, "Move onto another plan (latest version unless plan_version); the period is prorated")
-	put.Tag, put.Request = "billing", PlanChange{}
-	r.Put("/billing/plan", put, m.changePlan)
-	plans := access.Perm(PermBillingRead, "Plans a tenant can move onto: the latest version of each")
-	plans.Tag = "billing"
-	r.Get("/billing/plans", plans, m.availablePlans)
-	list := access.Perm(PermBillingRead, "Finalised invoices, newest first")
-	list.Tag = "billing"
-	r.Get("/billing/invoices", list, m.invoices)
-	cur := access.Perm(PermBillingRead, "The live draft of the open period's invoice, rated from the usage so far")
-	cur.Tag = "billing"
-	r.Get("/billing/invoices/current", cur, m.currentInvoice)
-	one := access.Perm(PermBillingRead, "One invoice; ?format=html gives the printable invoice (?lang=zh-CN|en)")
-	one.Tag = "billing"
-	r.Get("/billing/invoices/:id", one, m.invoice)
+	r.Get("/billing/plan", perm(PermBillingRead, "The current plan and the plan history"), m.plan)
+	r.Put("/billing/plan", perm(PermBillingManage, "Move onto another plan (latest version unless plan_version); the period is prorated").WithBody(PlanChange{}), m.changePlan)
+	r.Get("/billing/plans", perm(PermBillingRead, "Plans a tenant can move onto: the latest version of each"), m.availablePlans)
+	r.Get("/billing/invoices", perm(PermBillingRead, "Finalised invoices, newest first"), m.invoices)
+	r.Get("/billing/invoices/current", perm(PermBillingRead, "The live draft of the open period's invoice, rated from the usage so far"), m.currentInvoice)
+	r.Get("/billing/invoices/:id", perm(PermBillingRead, "One invoice; ?format=html gives the printable invoice (?lang=zh-CN|en)"), m.invoice)
 }
 
 func (m *Module) plan(c *fiber.Ctx) error {
@@ -50,12 +38,9 @@ func (m *Module) plan(c *fiber.Ctx) error {
 		return err
 	}
 	out := fiber.Map{"plan": nil, "history": hist}
-	if len(hist) > 0 {
-		last := hist[len(hist)-1]
-		p, err := m.plans.Get(ctx, last.PlanCode, last.PlanVersion)
-		if err != nil {
-			return err
-		}
+	if p, ok, err := m.plans.CurrentOf(ctx, hist); err != nil {
+		return err
+	} else if ok {
 		out["plan"] = p
 	}
 	return c.JSON(out)

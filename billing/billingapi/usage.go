@@ -33,6 +33,13 @@ func Permissions() []access.Permission {
 	return []access.Permission{PermUsageWrite, PermUsageRead, PermBillingRead, PermBillingManage}
 }
 
+// perm is the Spec of a billing route.
+func perm(p access.Permission, summary string) access.Spec {
+	s := access.Perm(p, summary)
+	s.Tag = "billing"
+	return s
+}
+
 // Module serves the billing API.
 type Module struct {
 	ledger   *billing.Ledger
@@ -58,24 +65,12 @@ type UsageBatch struct {
 
 // Routes registers the billing API.
 func (m *Module) Routes(r *access.Router) {
-	post := access.Perm(PermUsageWrite, "Report up to 1,000 usage events; a repeated idempotency_key is accepted and not counted again; one bad event refuses the batch (422 naming events[i])")
-	post.Tag, post.Request = "billing", UsageBatch{}
-	r.Post("/usage-events", post, m.postUsage)
-	list := access.Perm(PermUsageRead, "List the usage ledger, newest first (?meter=)")
-	list.Tag = "billing"
-	r.Get("/usage-events", list, m.listUsage)
-	usage := access.Perm(PermBillingRead, "Usage of the current billing period per meter, counted from the ledger; with ?granularity=hour|day&from=&to= the rolled-up series")
-	usage.Tag = "billing"
-	r.Get("/billing/usage", usage, m.usage)
-	meters := access.Perm(PermBillingRead, "The meters Switchboard charges by")
-	meters.Tag = "billing"
-	r.Get("/billing/meters", meters, m.meters)
-	pm := access.Perm(PermBillingRead, "The tenant's payment method and payment standing (dunning)")
-	pm.Tag = "billing"
-	r.Get("/billing/payment-method", pm, m.paymentMethod)
-	setup := access.Perm(PermBillingManage, "Start collecting a payment method: a Stripe SetupIntent's client secret, or with {\"mode\":\"checkout\"} the URL of a Stripe Checkout page that returns to /billing")
-	setup.Tag = "billing"
-	r.Post("/billing/payment-method", setup, m.setupPayment)
+	r.Post("/usage-events", perm(PermUsageWrite, "Report up to 1,000 usage events; a repeated idempotency_key is accepted and not counted again; one bad event refuses the batch (422 naming events[i])").WithBody(UsageBatch{}), m.postUsage)
+	r.Get("/usage-events", perm(PermUsageRead, "List the usage ledger, newest first (?meter=)"), m.listUsage)
+	r.Get("/billing/usage", perm(PermBillingRead, "Usage of the current billing period per meter, counted from the ledger; with ?granularity=hour|day&from=&to= the rolled-up series"), m.usage)
+	r.Get("/billing/meters", perm(PermBillingRead, "The meters Switchboard charges by"), m.meters)
+	r.Get("/billing/payment-method", perm(PermBillingRead, "The tenant's payment method and payment standing (dunning)"), m.paymentMethod)
+	r.Post("/billing/payment-method", perm(PermBillingManage, "Start collecting a payment method: a Stripe SetupIntent's client secret, or with {\"mode\":\"checkout\"} the URL of a Stripe Checkout page that returns to /billing"), m.setupPayment)
 	hook := access.Public("Stripe webhook: verified with Stripe-Signature (300 s), each event applied once")
 	hook.Tag = "webhooks"
 	r.Post("/webhooks/stripe", hook, m.stripeWebhook)
@@ -206,23 +201,11 @@ func (m *Module) usage(c *fiber.Ctx) error {
 	if g := c.Query("granularity"); g != "" {
 		return m.series(c, g)
 	}
-	p, err := m.invoicer.PeriodAt(ctx, m.now())
+	u, err := m.invoicer.Usage(ctx, m.now())
 	if err != nil {
 		return err
 	}
-	start, end := p.Start, p.End
-	totals, err := m.ledger.Totals(ctx, start, end)
-	if err != nil {
-		return err
-	}
-	alerts, _, err := m.invoicer.Alerts(ctx, m.now())
-	if err != nil {
-		return err
-	}
-	if alerts == nil {
-		alerts = []billing.Alert{}
-	}
-	return c.JSON(UsageReport{PeriodStart: start, PeriodEnd: end, Meters: totals, Alerts: alerts})
+	return c.JSON(UsageReport{PeriodStart: u.Period.Start, PeriodEnd: u.Period.End, Meters: u.Meters, Alerts: u.Alerts})
 }
 
 // maxSeries bounds a series request: 31 days of hours or 400 days of days.
