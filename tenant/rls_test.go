@@ -15,12 +15,14 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/switchboard-cloud/switchboard/app/apptest"
+	"github.com/switchboard-cloud/switchboard/billing"
 	"github.com/switchboard-cloud/switchboard/tenant"
 )
 
 // rlsTables are the tenant tables of the foundation migration; the test also finds every table
 // with a tenant_id column in the catalogue and checks those.
-var rlsTables = []string{"api_keys", "invitations", "roles", "audit_events", "usage_events", "usage_dirty_days", "usage_rollups", "billing_accounts"}
+var rlsTables = []string{"api_keys", "invitations", "roles", "audit_events", "usage_events", "usage_dirty_days", "usage_rollups", "billing_accounts",
+	"subscription_changes", "invoices", "billed_usage", "usage_alerts"}
 
 // TestRowLevelSecurity is the PostgreSQL acceptance test of the second wall (DESIGN rule 1):
 // connected as the application's role with raw SQL, outside the gorm callbacks, a transaction
@@ -47,6 +49,29 @@ func TestRowLevelSecurity(t *testing.T) {
 	}
 	for _, owner := range []string{"owner@acme.test", "owner@globex.test"} {
 		e.Login(owner).Do("POST", "/api/v1/usage-events", map[string]any{"events": []any{map[string]any{"meter": "interactions", "quantity": 1, "idempotency_key": "rls-2", "occurred_at": time.Now()}}}).Want(200)
+	}
+	// Both tenants on a plan since two months ago (plan changes), the first period finalised
+	// (an invoice and its billed usage), and an allowance alert (1 of 1 interaction included).
+	if _, err := e.App.Plans.Save(ctx, billing.PlanInput{Code: "rls", Name: "RLS", Currency: "USD", BaseFee: 100,
+		Prices: []billing.Price{{Meter: "interactions", Model: "per_unit", UnitAmount: 1, Included: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().UTC().AddDate(0, -2, 0).Truncate(24 * time.Hour)
+	for _, org := range []tenant.Org{e.Acme, e.Globex} {
+		tctx := tenant.WithOrg(ctx, org)
+		if _, err := e.App.Plans.Subscribe(tctx, "rls", 0, start); err != nil {
+			t.Fatal(err)
+		}
+		p, err := e.App.Invoicer.PeriodAt(tctx, start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := e.App.Invoicer.Finalize(tctx, p, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.App.Invoicer.NotifyAlerts(ctx, time.Now().UTC()); err != nil {
+		t.Fatal(err)
 	}
 
 	// The ground truth, read by the owner (the test's superuser, which RLS does not bind).
@@ -119,14 +144,18 @@ func TestRowLevelSecurity(t *testing.T) {
 	})
 
 	inserts := map[string]string{
-		"api_keys":         `INSERT INTO api_keys (tenant_id, id, name, role, prefix, key_hash, created_at) VALUES ($1, gen_random_uuid(), 'planted', 'tenant_admin', 'sbk_x', gen_random_uuid()::text, now())`,
-		"invitations":      `INSERT INTO invitations (tenant_id, id, email, role, token_hash, expires_at, created_at) VALUES ($1, gen_random_uuid(), 'planted@example.com', 'tenant_owner', gen_random_uuid()::text, now() + interval '1 day', now())`,
-		"roles":            `INSERT INTO roles (tenant_id, name, permissions, created_at, updated_at) VALUES ($1, 'planted', '["members:write"]', now(), now())`,
-		"audit_events":     `INSERT INTO audit_events (tenant_id, id, actor_kind, action, created_at) VALUES ($1, gen_random_uuid(), 'system', 'planted', now())`,
-		"usage_events":     `INSERT INTO usage_events (tenant_id, id, meter, quantity, occurred_at, recorded_at, idempotency_key) VALUES ($1, gen_random_uuid(), 'interactions', 1, now(), now(), gen_random_uuid()::text)`,
-		"usage_dirty_days": `INSERT INTO usage_dirty_days (tenant_id, day, version) VALUES ($1, '1999-01-01', 1)`,
-		"billing_accounts": `INSERT INTO billing_accounts (tenant_id, created_at, updated_at) VALUES ($1, now(), now()) ON CONFLICT (tenant_id) DO UPDATE SET updated_at = now()`,
-		"usage_rollups":    `INSERT INTO usage_rollups (tenant_id, meter, granularity, bucket_start, quantity, events, computed_at) VALUES ($1, 'planted', 'day', '1999-01-01', 1, 1, now())`,
+		"api_keys":             `INSERT INTO api_keys (tenant_id, id, name, role, prefix, key_hash, created_at) VALUES ($1, gen_random_uuid(), 'planted', 'tenant_admin', 'sbk_x', gen_random_uuid()::text, now())`,
+		"invitations":          `INSERT INTO invitations (tenant_id, id, email, role, token_hash, expires_at, created_at) VALUES ($1, gen_random_uuid(), 'planted@example.com', 'tenant_owner', gen_random_uuid()::text, now() + interval '1 day', now())`,
+		"roles":                `INSERT INTO roles (tenant_id, name, permissions, created_at, updated_at) VALUES ($1, 'planted', '["members:write"]', now(), now())`,
+		"audit_events":         `INSERT INTO audit_events (tenant_id, id, actor_kind, action, created_at) VALUES ($1, gen_random_uuid(), 'system', 'planted', now())`,
+		"usage_events":         `INSERT INTO usage_events (tenant_id, id, meter, quantity, occurred_at, recorded_at, idempotency_key) VALUES ($1, gen_random_uuid(), 'interactions', 1, now(), now(), gen_random_uuid()::text)`,
+		"usage_dirty_days":     `INSERT INTO usage_dirty_days (tenant_id, day, version) VALUES ($1, '1999-01-01', 1)`,
+		"subscription_changes": `INSERT INTO subscription_changes (tenant_id, id, plan_code, plan_version, effective_at, created_at) VALUES ($1, gen_random_uuid(), 'rls', 1, now(), now())`,
+		"invoices":             `INSERT INTO invoices (tenant_id, id, number, period_start, period_end, currency, subtotal, discount, tax, credit_applied, total, lines, finalized_at) VALUES ($1, gen_random_uuid(), gen_random_uuid()::text, now(), now(), 'USD', 0, 0, 0, 0, 0, '[]', now())`,
+		"billed_usage":         `INSERT INTO billed_usage (tenant_id, period_start, meter, quantity) VALUES ($1, now(), 'planted', 1)`,
+		"usage_alerts":         `INSERT INTO usage_alerts (tenant_id, period_start, meter, threshold, quantity, included, sent_at) VALUES ($1, now(), 'planted', 80, 1, 1, now())`,
+		"billing_accounts":     `INSERT INTO billing_accounts (tenant_id, created_at, updated_at) VALUES ($1, now(), now()) ON CONFLICT (tenant_id) DO UPDATE SET updated_at = now()`,
+		"usage_rollups":        `INSERT INTO usage_rollups (tenant_id, meter, granularity, bucket_start, quantity, events, computed_at) VALUES ($1, 'planted', 'day', '1999-01-01', 1, 1, now())`,
 	}
 
 	t.Run("insert for another tenant is refused", func(t *testing.T) {
