@@ -82,7 +82,9 @@ type msEvent struct {
 		Text        string `json:"text"`
 		IsEcho      bool   `json:"is_echo"`
 		Attachments []struct {
-			Type    string `json:"type"`
+			Type  string `json:"type"`
+			Title string `json:"title"`
+			// Payload.URL is a signed CDN link, valid for a limited time only.
 			Payload struct {
 				URL         string `json:"url"`
 				Title       string `json:"title"`
@@ -213,12 +215,12 @@ func msInbound(ev msEvent) (provider.InboundMessage, bool) {
 		case "location":
 			ct = provider.ContentLocation
 			if c := a.Payload.Coordinates; c != nil {
-				lines = append(lines, a.Payload.Title, "geo:"+strconv.FormatFloat(c.Lat, 'f', -1, 64)+","+strconv.FormatFloat(c.Long, 'f', -1, 64))
+				lines = append(lines, firstNonEmpty(a.Title, a.Payload.Title), "geo:"+strconv.FormatFloat(c.Lat, 'f', -1, 64)+","+strconv.FormatFloat(c.Long, 'f', -1, 64))
 			}
 		default:
 			// "fallback" (a shared link), "template", reels: what the person shared is its
 			// title and URL.
-			lines = append(lines, a.Payload.Title, a.Payload.URL)
+			lines = append(lines, firstNonEmpty(a.Payload.Title, a.Title), a.Payload.URL)
 		}
 		if i == 0 && ct != "" && in.Text == "" {
 			in.ContentType = ct

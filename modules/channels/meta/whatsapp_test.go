@@ -124,6 +124,16 @@ func TestWhatsAppWebhook(t *testing.T) {
 				Text: "[unsupported WhatsApp message: unsupported: Message type unknown (#131051): Message type is currently not supported.]"})}},
 		},
 		{
+			name: "shared contact card",
+			body: waBody(own, `{`+waContact+`,"messages":[{"from":"16315551234","id":"wamid.VCF1","timestamp":"1700000000","type":"contacts","contacts":[{"name":{"formatted_name":"John Smith","first_name":"John"},"phones":[{"phone":"+1 (940) 555-1234","type":"HOME","wa_id":"19405551234"}]}]}]}`),
+			want: provider.Batch{Messages: []provider.InboundMessage{msg(provider.InboundMessage{ProviderID: "wamid.VCF1", ContentType: "text", Text: "John Smith +1 (940) 555-1234"})}},
+		},
+		{
+			name: "number change notice",
+			body: waBody(own, `{`+waContact+`,"messages":[{"from":"16315551234","id":"wamid.SYS1","timestamp":"1700000000","type":"system","system":{"body":"Kerry changed from 16315551234 to 16315559999","wa_id":"16315559999","type":"user_changed_number"}}]}`),
+			want: provider.Batch{Messages: []provider.InboundMessage{msg(provider.InboundMessage{ProviderID: "wamid.SYS1", ContentType: "text", Text: "Kerry changed from 16315551234 to 16315559999"})}},
+		},
+		{
 			name: "status delivered",
 			body: waBody(own, `{"statuses":[{"id":"wamid.OUT1","status":"delivered","timestamp":"1700000000","recipient_id":"16315551234","conversation":{"id":"c1","origin":{"type":"service"}},"pricing":{"billable":true,"pricing_model":"CBP","category":"service"}}]}`),
 			want: provider.Batch{Statuses: []provider.StatusUpdate{{ProviderID: "wamid.OUT1", Status: "delivered", At: t0}}},
