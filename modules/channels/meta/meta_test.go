@@ -243,3 +243,60 @@ func closedServer() string {
 	s.Close()
 	return s.URL
 }
+
+// TestFixturesContract walks both fixtures the way the inbox's integration tests do: every
+// delivery they build verifies, each forged variant is refused, and a reply reaches the fake,
+// which can be made to fail.
+func TestFixturesContract(t *testing.T) {
+	providers := map[string]provider.Provider{TypeWhatsApp: NewWhatsApp(nil), TypeMessenger: NewMessenger(nil)}
+	for _, fx := range Fixtures() {
+		t.Run(fx.Type, func(t *testing.T) {
+			p := providers[fx.Type]
+			fa := fx.FakeAPI()
+			srv := httptest.NewServer(fa.Handler)
+			defer srv.Close()
+			ch := channelFor(fx, srv.URL)
+			if err := p.Validate(ch.Config); err != nil {
+				t.Fatalf("fixture config invalid: %v", err)
+			}
+			if err := p.Setup(context.Background(), ch); err != nil {
+				t.Fatal(err)
+			}
+			from := "16315551234"
+			reqs := map[string]provider.Request{
+				"inbound": fx.Inbound(ch, "id-1", from, "hello"),
+				"media":   fx.Media(ch, "id-2", from),
+				"status":  fx.Status(ch, "out-1", provider.StatusDelivered),
+			}
+			for name, r := range reqs {
+				if r.URL != ch.WebhookURL || r.Method != http.MethodPost {
+					t.Fatalf("%s: %s %s", name, r.Method, r.URL)
+				}
+				if _, err := p.Webhook(context.Background(), ch, r); err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				for _, forged := range []bool{false, true} {
+					if _, err := p.Webhook(context.Background(), ch, fx.Forge(r, forged)); !errors.Is(err, provider.ErrSignature) {
+						t.Fatalf("%s forged=%v: %v", name, forged, err)
+					}
+				}
+				if r.Header.Get(SignatureHeader) == "" {
+					t.Fatalf("%s: Forge changed the original request", name)
+				}
+			}
+			b, _ := p.Webhook(context.Background(), ch, reqs["inbound"])
+			if len(b.Messages) != 1 || b.Messages[0].From[0] != fx.From(from) {
+				t.Fatalf("inbound from %+v, want %+v", b.Messages, fx.From(from))
+			}
+			out := provider.Outbound{MessageID: uuid.New(), To: []provider.Identity{fx.From(from)}, Text: "reply"}
+			sent, err := p.Send(context.Background(), ch, out)
+			if err != nil || sent.ProviderID == "" || len(fa.Calls()) != 1 {
+				t.Fatalf("send: %+v %v %d calls", sent, err, len(fa.Calls()))
+			}
+			fa.Fail(true)
+			if _, err := p.Send(context.Background(), ch, out); err == nil || provider.Permanent(err) {
+				t.Fatalf("send to failing fake: %v", err)
+			}
+		})
+	}
+}
