@@ -1,0 +1,59 @@
+package email
+
+import (
+	"bytes"
+	"io"
+	"net/mail"
+	"sort"
+	"time"
+
+	gomail "github.com/emersion/go-message/mail"
+	"github.com/google/uuid"
+)
+
+// TestMessage builds a raw RFC 5322 message for tests outside this package (the inbox sends it
+// to the Receiver or an IMAP mailbox): from and to are addresses, optionally with a name
+// ("Li Lei <li@example.com>"); body is UTF-8 text sent as quoted-printable text/plain.
+// headers are set last and override the defaults (Message-ID random, Date now); a header set
+// to "" is removed. Threading and auto-reply tests pass Message-ID, In-Reply-To, References,
+// Auto-Submitted, Precedence... here.
+func TestMessage(from, to, subject, body string, headers map[string]string) []byte {
+	var h gomail.Header
+	h.SetAddressList("From", addrs(from))
+	h.SetAddressList("To", addrs(to))
+	h.SetSubject(subject)
+	h.SetDate(time.Now())
+	h.SetMessageID(uuid.NewString() + "@test.switchboard.invalid")
+	h.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
+	h.Set("Content-Transfer-Encoding", "quoted-printable")
+	keys := make([]string, 0, len(headers))
+	for k := range headers {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if headers[k] == "" {
+			h.Del(k)
+		} else {
+			h.Set(k, headers[k])
+		}
+	}
+	var buf bytes.Buffer
+	w, err := gomail.CreateSingleInlineWriter(&buf, h)
+	if err != nil {
+		panic("email: TestMessage: " + err.Error())
+	}
+	_, _ = io.WriteString(w, body)
+	_ = w.Close()
+	return buf.Bytes()
+}
+
+func addrs(s string) []*mail.Address {
+	if s == "" {
+		return nil
+	}
+	if a, err := mail.ParseAddress(s); err == nil {
+		return []*mail.Address{a}
+	}
+	return []*mail.Address{{Address: s}}
+}
