@@ -182,7 +182,7 @@ func (a *API) occurredAt(s string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, payloadErr("occurred_at is not RFC 3339")
 	}
-	return t, nil
+	return t.UTC(), nil
 }
 
 func parseMessage(in inbound, at time.Time) (provider.InboundMessage, error) {

@@ -108,7 +108,7 @@ func TestWebhookParses(t *testing.T) {
 					{Kind: provider.IdentityPhone, Value: "+8613800138000"},
 				},
 				Name: "李雷", ContentType: provider.ContentText, Text: "你好，我的订单还没到", ThreadKey: "order-7",
-				OccurredAt: time.Date(2025, 3, 4, 13, 0, 0, 0, time.FixedZone("", 8*3600)),
+				OccurredAt: time.Date(2025, 3, 4, 5, 0, 0, 0, time.UTC),
 			}}},
 		},
 		{
