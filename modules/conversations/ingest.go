@@ -1,0 +1,474 @@
+package conversations
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/switchboard-cloud/switchboard/billing"
+	"github.com/switchboard-cloud/switchboard/internal/events"
+	"github.com/switchboard-cloud/switchboard/internal/ids"
+	"github.com/switchboard-cloud/switchboard/modules/channels/provider"
+	"github.com/switchboard-cloud/switchboard/tenant"
+)
+
+// IngestResult says what one delivery did.
+type IngestResult struct {
+	Stored     int         `json:"stored"`
+	Duplicates int         `json:"duplicates"`
+	Ignored    int         `json:"ignored"`
+	Statuses   int         `json:"statuses"`
+	Calls      int         `json:"calls"`
+	MessageIDs []uuid.UUID `json:"message_ids"`
+}
+
+// errDuplicate rolls back a message that another delivery stored first.
+var errDuplicate = errors.New("conversations: duplicate delivery")
+
+const (
+	maxContent = 64 << 10
+	maxPreview = 140
+)
+
+// Ingest stores one delivery of a channel: its messages, delivery statuses and call events,
+// each in its own transaction with its usage and realtime events. ctx names the channel's tenant.
+func (s *Service) Ingest(ctx context.Context, ch provider.Channel, b provider.Batch) (IngestResult, error) {
+	var res IngestResult
+	for _, m := range b.Messages {
+		id, stored, err := s.ingestMessage(ctx, ch, m)
+		switch {
+		case err != nil:
+			return res, err
+		case stored:
+			res.Stored++
+			res.MessageIDs = append(res.MessageIDs, id)
+		case id != uuid.Nil:
+			res.Duplicates++
+		default:
+			res.Ignored++
+		}
+	}
+	for _, st := range b.Statuses {
+		ok, err := s.applyStatus(ctx, ch, st)
+		if err != nil {
+			return res, err
+		}
+		if ok {
+			res.Statuses++
+		}
+	}
+	for _, c := range b.Calls {
+		if err := s.ingestCall(ctx, ch, c); err != nil {
+			return res, err
+		}
+		res.Calls++
+	}
+	return res, nil
+}
+
+func clipText(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+func preview(text, contentType string) string {
+	text = strings.Join(strings.Fields(text), " ")
+	if text == "" && contentType != provider.ContentText {
+		return "[" + contentType + "]"
+	}
+	if utf8.RuneCountInString(text) > maxPreview {
+		text = string([]rune(text)[:maxPreview]) + "…"
+	}
+	return text
+}
+
+// providerKey is the stored provider id of an inbound message: the provider's, or a hash of
+// the content when a provider gave none (so a redelivery is still recognised).
+func providerKey(m provider.InboundMessage) string {
+	if m.ProviderID != "" {
+		return clipText(m.ProviderID, 255)
+	}
+	h := sha256.New()
+	for _, id := range m.From {
+		h.Write([]byte(id.Kind + ":" + id.Value + "\n"))
+	}
+	h.Write([]byte(m.OccurredAt.UTC().Format(time.RFC3339Nano) + "\n" + m.Text))
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// ingestMessage stores one inbound message. It returns the message id and whether it was
+// stored now; a known delivery returns the stored id and false; an auto-reply that belongs to
+// no thread returns uuid.Nil and false.
+func (s *Service) ingestMessage(ctx context.Context, ch provider.Channel, m provider.InboundMessage) (uuid.UUID, bool, error) {
+	tid, ok := tenant.ID(ctx)
+	if !ok {
+		return uuid.Nil, false, fmt.Errorf("conversations: ingest: %w", tenant.ErrNoTenant)
+	}
+	pid := providerKey(m)
+	if m.OccurredAt.IsZero() || m.OccurredAt.After(s.now().Add(5*time.Minute)) {
+		m.OccurredAt = s.now()
+	}
+	m.OccurredAt = m.OccurredAt.UTC()
+	if m.ContentType == "" {
+		m.ContentType = provider.ContentText
+	}
+	// Bytes that came with the delivery (e-mail attachments) are written before the
+	// transaction, so the transaction never waits on storage; a rolled-back delivery leaves an
+	// unreferenced blob, never a row without its file.
+	type blob struct {
+		media provider.Media
+		id    uuid.UUID
+		key   string
+		sum   string
+	}
+	var blobs []blob
+	for _, md := range m.Media {
+		b := blob{media: md, id: ids.New()}
+		if len(md.Data) > 0 && int64(len(md.Data)) <= s.opts.MaxAttachmentBytes {
+			b.key = fmt.Sprintf("%s/%s", tid, b.id)
+			sum := sha256.Sum256(md.Data)
+			b.sum = hex.EncodeToString(sum[:])
+			if err := s.blobs.Put(ctx, b.key, bytes.NewReader(md.Data), int64(len(md.Data)), md.ContentType); err != nil {
+				return uuid.Nil, false, fmt.Errorf("conversations: store attachment: %w", err)
+			}
+		}
+		blobs = append(blobs, b)
+	}
+
+	var msgID uuid.UUID
+	var stored bool
+	var fetch []uuid.UUID
+	err := s.db.Tx(ctx, func(ctx context.Context) error {
+		var existing Message
+		err := s.db.Run(ctx, func(tx *gorm.DB) error {
+			return tx.Select("id", "tenant_id").Where("channel_id = ? AND provider_id = ?", ch.ID, pid).Take(&existing).Error
+		})
+		if err == nil {
+			msgID = existing.ID
+			return nil
+		}
+		if !errors.Is(err, gorm.ErrRecordNotFound) {
+			return fmt.Errorf("conversations: look up delivery: %w", err)
+		}
+		contactID, _, err := s.contacts.Resolve(ctx, m.From, m.Name, m.Locale)
+		if err != nil {
+			return err
+		}
+		conv, created, err := s.threadFor(ctx, ch, contactID, m)
+		if err != nil || conv.ID == uuid.Nil {
+			return err // nil conversation: an auto-reply with no thread to join
+		}
+		meta, _ := json.Marshal(messageMeta{Subject: m.Subject, InReplyTo: m.InReplyTo, References: m.References, AutoReply: m.AutoReply})
+		now := s.now()
+		msg := Message{TenantID: tid, ID: ids.New(), ConversationID: conv.ID, ChannelID: ch.ID, Direction: DirIn,
+			AuthorKind: AuthorContact, AuthorID: contactID.String(), Content: clipText(m.Text, maxContent),
+			ContentType: m.ContentType, HTML: clipText(m.HTML, 4*maxContent), MetaRaw: string(meta), MentionsRaw: "[]",
+			ProviderID: &pid, Status: StatusReceived, CreatedAt: m.OccurredAt, UpdatedAt: now}
+		var n int64
+		if err := s.db.Run(ctx, func(tx *gorm.DB) error {
+			r := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&msg)
+			n = r.RowsAffected
+			return r.Error
+		}); err != nil {
+			return fmt.Errorf("conversations: store message: %w", err)
+		}
+		if n == 0 {
+			return errDuplicate
+		}
+		msgID, stored = msg.ID, true
+		for _, b := range blobs {
+			a := Attachment{TenantID: tid, ID: b.id, MessageID: &msg.ID, ConversationID: &conv.ID,
+				Filename: clipText(b.media.Filename, 255), ContentType: or(b.media.ContentType, "application/octet-stream"),
+				Size: b.media.Size, ProviderRef: clipText(b.media.Ref, 500), URL: clipText(b.media.URL, 2000), CreatedAt: now, Status: "pending"}
+			if b.key != "" {
+				a.StorageKey, a.SHA256, a.Size, a.Status = b.key, b.sum, int64(len(b.media.Data)), "stored"
+			} else if a.ProviderRef == "" && a.URL == "" {
+				a.Status = "failed" // too large, or nothing to fetch
+			} else {
+				fetch = append(fetch, a.ID)
+			}
+			if err := s.db.Run(ctx, func(tx *gorm.DB) error { return tx.Create(&a).Error }); err != nil {
+				return fmt.Errorf("conversations: store attachment row: %w", err)
+			}
+			msg.Attachments = append(msg.Attachments, a)
+		}
+		upd := map[string]any{"last_message_at": msg.CreatedAt, "preview": preview(msg.Content, msg.ContentType), "updated_at": now}
+		if !m.AutoReply {
+			upd["unread"] = gorm.Expr("unread + 1")
+			if conv.Status != "open" {
+				upd["status"], upd["snoozed_until"], upd["resolved_at"] = "open", nil, nil
+			}
+		}
+		if err := s.db.Run(ctx, func(tx *gorm.DB) error {
+			return tx.Model(&Conversation{}).Where("id = ?", conv.ID).Updates(upd).Error
+		}); err != nil {
+			return fmt.Errorf("conversations: touch conversation: %w", err)
+		}
+		if !m.AutoReply {
+			// Both meters are written: a plan may bill messages or conversations.
+			evs := []billing.Event{{Meter: "interactions", Quantity: 1, IdempotencyKey: "in:" + ch.ID.String() + ":" + pid,
+				OccurredAt: msg.CreatedAt, Dimensions: map[string]string{"channel": ch.Type}}}
+			if created {
+				evs = append(evs, billing.Event{Meter: "conversations", Quantity: 1, IdempotencyKey: "conv:" + conv.ID.String(),
+					OccurredAt: msg.CreatedAt, Dimensions: map[string]string{"channel": ch.Type}})
+			}
+			if _, err := s.usage.Record(ctx, "conversations", evs); err != nil {
+				return fmt.Errorf("conversations: record usage: %w", err)
+			}
+		}
+		if created {
+			conv.ChannelType = ch.Type
+			if err := s.notify.Append(ctx, EventConversationCreated, conv.ID, conv); err != nil {
+				return err
+			}
+			s.publish(ctx, events.Event{Kind: EventConversationCreated, ConversationID: conv.ID, ContactID: contactID})
+		} else if upd["status"] != nil {
+			s.publish(ctx, events.Event{Kind: EventStatusChanged, ConversationID: conv.ID, Data: map[string]string{"from": conv.Status, "to": "open"}})
+		}
+		if msg.Attachments == nil {
+			msg.Attachments = []Attachment{}
+		}
+		if err := s.notify.Append(ctx, EventMessageCreated, conv.ID, msg); err != nil {
+			return err
+		}
+		s.publish(ctx, events.Event{Kind: EventMessageCreated, ConversationID: conv.ID, MessageID: msg.ID, ContactID: contactID})
+		return nil
+	})
+	if errors.Is(err, errDuplicate) {
+		return s.knownDelivery(ctx, ch.ID, pid)
+	}
+	if err != nil {
+		return uuid.Nil, false, err
+	}
+	for _, a := range fetch {
+		s.enqueueFetch(ctx, a)
+	}
+	return msgID, stored, nil
+}
+
+func (s *Service) knownDelivery(ctx context.Context, channelID uuid.UUID, pid string) (uuid.UUID, bool, error) {
+	var existing Message
+	err := s.db.Run(ctx, func(tx *gorm.DB) error {
+		return tx.Select("id", "tenant_id").Where("channel_id = ? AND provider_id = ?", channelID, pid).Take(&existing).Error
+	})
+	if err != nil {
+		return uuid.Nil, false, fmt.Errorf("conversations: look up delivery: %w", err)
+	}
+	return existing.ID, false, nil
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// threadFor finds the conversation a message belongs to, or opens one. E-mail threading
+// headers win, then the provider's thread key, then the contact's conversation on the channel
+// that is still open. An auto-reply never opens a conversation.
+func (s *Service) threadFor(ctx context.Context, ch provider.Channel, contactID uuid.UUID, m provider.InboundMessage) (Conversation, bool, error) {
+	var conv Conversation
+	find := func(q func(tx *gorm.DB) *gorm.DB) (bool, error) {
+		err := s.db.Run(ctx, func(tx *gorm.DB) error { return q(tx).Take(&conv).Error })
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("conversations: find thread: %w", err)
+		}
+		return true, nil
+	}
+	refs := append([]string{}, m.References...)
+	if m.InReplyTo != "" {
+		refs = append(refs, m.InReplyTo)
+	}
+	if len(refs) > 0 {
+		ok, err := find(func(tx *gorm.DB) *gorm.DB {
+			return tx.Where("id = (?)", tx.Model(&Message{}).Select("conversation_id").
+				Where("channel_id = ? AND provider_id IN ?", ch.ID, refs).Order("id DESC").Limit(1))
+		})
+		if ok || err != nil {
+			return conv, false, err
+		}
+	}
+	if m.ThreadKey != "" {
+		ok, err := find(func(tx *gorm.DB) *gorm.DB {
+			return tx.Where("channel_id = ? AND thread_key = ? AND status <> 'closed'", ch.ID, m.ThreadKey).Order("id DESC")
+		})
+		if ok || err != nil {
+			return conv, false, err
+		}
+	} else {
+		ok, err := find(func(tx *gorm.DB) *gorm.DB {
+			return tx.Where("channel_id = ? AND contact_id = ? AND status IN ('open', 'pending', 'snoozed')", ch.ID, contactID).Order("id DESC")
+		})
+		if ok || err != nil {
+			return conv, false, err
+		}
+	}
+	if m.AutoReply {
+		return Conversation{}, false, nil
+	}
+	tid, _ := tenant.ID(ctx)
+	now := s.now()
+	conv = Conversation{TenantID: tid, ID: ids.New(), ChannelID: ch.ID, ContactID: contactID, Status: "open", Priority: "normal",
+		Type: "service", Subject: clipText(m.Subject, 500), ThreadKey: clipText(m.ThreadKey, 255), AttributesRaw: "{}",
+		LastMessageAt: m.OccurredAt, CreatedAt: now, UpdatedAt: now}
+	if err := s.db.Run(ctx, func(tx *gorm.DB) error { return tx.Create(&conv).Error }); err != nil {
+		return Conversation{}, false, fmt.Errorf("conversations: open conversation: %w", err)
+	}
+	conv.Tags, conv.Attributes = []string{}, map[string]any{}
+	return conv, true, nil
+}
+
+var statusRank = map[string]int{provider.StatusQueued: 0, provider.StatusSent: 1, provider.StatusDelivered: 2, provider.StatusRead: 3}
+
+// applyStatus moves an outbound message's delivery status forward (never back: a late
+// "delivered" after "read" changes nothing).
+func (s *Service) applyStatus(ctx context.Context, ch provider.Channel, st provider.StatusUpdate) (bool, error) {
+	if st.ProviderID == "" {
+		return false, nil
+	}
+	var applied bool
+	err := s.db.Tx(ctx, func(ctx context.Context) error {
+		var msg Message
+		err := s.db.Run(ctx, func(tx *gorm.DB) error {
+			return tx.Where("channel_id = ? AND provider_id = ? AND direction = ?", ch.ID, st.ProviderID, DirOut).Take(&msg).Error
+		})
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil // a status of a message sent outside Switchboard
+		}
+		if err != nil {
+			return fmt.Errorf("conversations: status lookup: %w", err)
+		}
+		switch {
+		case st.Status == provider.StatusFailed:
+			if msg.Status == provider.StatusFailed || msg.Status == provider.StatusRead || msg.Status == provider.StatusDelivered {
+				return nil
+			}
+		case statusRank[st.Status] <= statusRank[msg.Status] && msg.Status != provider.StatusFailed:
+			return nil
+		case statusRank[st.Status] == 0:
+			return nil
+		}
+		msg.Status, msg.FailureReason, msg.UpdatedAt = st.Status, clipText(st.Reason, 500), s.now()
+		if err := s.db.Run(ctx, func(tx *gorm.DB) error {
+			return tx.Model(&Message{}).Where("id = ?", msg.ID).Updates(map[string]any{"status": msg.Status, "failure_reason": msg.FailureReason, "updated_at": msg.UpdatedAt}).Error
+		}); err != nil {
+			return fmt.Errorf("conversations: apply status: %w", err)
+		}
+		applied = true
+		s.publish(ctx, events.Event{Kind: EventMessageUpdated, ConversationID: msg.ConversationID, MessageID: msg.ID})
+		return s.notify.Append(ctx, EventMessageUpdated, msg.ConversationID, map[string]any{"id": msg.ID, "status": msg.Status, "failure_reason": msg.FailureReason})
+	})
+	return applied, err
+}
+
+// ingestCall records a call event: the first event of a call opens its conversation with one
+// call message (one interaction); the end adds its minutes, rounded up, to voice_minutes.
+func (s *Service) ingestCall(ctx context.Context, ch provider.Channel, ev provider.CallEvent) error {
+	tid, _ := tenant.ID(ctx)
+	if ev.CallID == "" {
+		return fmt.Errorf("conversations: call event without a call id: %w", provider.ErrPayload)
+	}
+	if ev.At.IsZero() {
+		ev.At = s.now()
+	}
+	callID := clipText(ev.CallID, 255)
+	return s.db.Tx(ctx, func(ctx context.Context) error {
+		var call Call
+		err := s.db.Run(ctx, func(tx *gorm.DB) error {
+			return tx.Where("channel_id = ? AND provider_call_id = ?", ch.ID, callID).Take(&call).Error
+		})
+		now := s.now()
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			from := []provider.Identity{ev.From}
+			name := ev.Name
+			text := "📞 " + ev.From.Value
+			m := provider.InboundMessage{ProviderID: "call:" + callID, From: from, Name: name, ContentType: provider.ContentCall,
+				Text: text, ThreadKey: "call:" + callID, OccurredAt: ev.At, Subject: "Call " + ev.From.Value}
+			if _, _, err := s.ingestMessage(ctx, ch, m); err != nil {
+				return err
+			}
+			var conv Conversation
+			if err := s.db.Run(ctx, func(tx *gorm.DB) error {
+				return tx.Where("channel_id = ? AND thread_key = ?", ch.ID, "call:"+callID).Order("id DESC").Take(&conv).Error
+			}); err != nil {
+				return fmt.Errorf("conversations: call conversation: %w", err)
+			}
+			call = Call{TenantID: tid, ID: ids.New(), ConversationID: conv.ID, ChannelID: ch.ID, ProviderCallID: callID,
+				Direction: or(ev.Direction, "inbound"), FromNumber: ev.From.Value, ToNumber: clipText(ev.To, 64), Status: provider.CallRinging,
+				StartedAt: ev.At, UpdatedAt: now}
+			if err := s.db.Run(ctx, func(tx *gorm.DB) error { return tx.Create(&call).Error }); err != nil {
+				return fmt.Errorf("conversations: store call: %w", err)
+			}
+		} else if err != nil {
+			return fmt.Errorf("conversations: call lookup: %w", err)
+		}
+		if call.Status == provider.CallEnded {
+			return nil // redelivered or late events after the end change nothing
+		}
+		upd := map[string]any{"updated_at": now}
+		switch ev.Event {
+		case provider.CallAnswered:
+			upd["status"], upd["answered_at"] = provider.CallAnswered, ev.At
+		case provider.CallEnded:
+			dur := ev.DurationSec
+			if dur < 0 {
+				dur = 0
+			}
+			upd["status"], upd["ended_at"], upd["duration_seconds"], upd["recording_url"] = provider.CallEnded, ev.At, dur, clipText(ev.RecordingURL, 2000)
+			if dur > 0 {
+				minutes := (dur + 59) / 60
+				if _, err := s.usage.Record(ctx, "conversations", []billing.Event{{Meter: "voice_minutes", Quantity: minutes,
+					IdempotencyKey: "call-min:" + ch.ID.String() + ":" + callID, OccurredAt: ev.At,
+					Dimensions: map[string]string{"channel": ch.Type}}}); err != nil {
+					return fmt.Errorf("conversations: record voice minutes: %w", err)
+				}
+			}
+		default:
+			return nil
+		}
+		if err := s.db.Run(ctx, func(tx *gorm.DB) error {
+			return tx.Model(&Call{}).Where("id = ?", call.ID).Updates(upd).Error
+		}); err != nil {
+			return fmt.Errorf("conversations: update call: %w", err)
+		}
+		return s.notify.Append(ctx, "call.updated", call.ConversationID, map[string]any{"id": call.ID, "status": upd["status"]})
+	})
+}
+
+// TaskFetchMedia downloads an inbound attachment the provider only gave a reference to.
+const TaskFetchMedia = "conversations:fetch_media"
+
+type fetchPayload struct {
+	TenantID     uuid.UUID `json:"tenant_id"`
+	AttachmentID uuid.UUID `json:"attachment_id"`
+}
+
+func (s *Service) enqueueFetch(ctx context.Context, id uuid.UUID) {
+	tid, _ := tenant.ID(ctx)
+	body, _ := json.Marshal(fetchPayload{TenantID: tid, AttachmentID: id})
+	if err := s.q.Enqueue(ctx, asynq.NewTask(TaskFetchMedia, body), asynq.MaxRetry(10), asynq.TaskID("fetch:"+id.String())); err != nil {
+		s.log.WarnContext(ctx, "enqueue media fetch (the sweep retries it)", "attachment", id, "err", err)
+	}
+}

@@ -1,0 +1,143 @@
+// Package conversations is the inbox: conversations with a contact on a channel, their messages,
+// notes, attachments and calls. Inbound deliveries from every channel come through Ingest, which
+// stores each message (keyed by the provider's id, so a redelivery is one message) together with
+// its usage event and realtime event in one transaction before anything else happens. Agent
+// replies are stored queued and sent by an asynq task per message, retried with backoff, and
+// marked failed with the reason when the provider refuses or the retries run out.
+package conversations
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"gorm.io/gorm"
+
+	"github.com/switchboard-cloud/switchboard/billing"
+	"github.com/switchboard-cloud/switchboard/internal/apperr"
+	"github.com/switchboard-cloud/switchboard/internal/events"
+	"github.com/switchboard-cloud/switchboard/modules/channels"
+	"github.com/switchboard-cloud/switchboard/modules/contacts"
+	"github.com/switchboard-cloud/switchboard/tenant"
+)
+
+// Domain events this module publishes on the bus after commit.
+const (
+	EventConversationCreated = "conversation.created"
+	EventMessageCreated      = "message.created"
+	EventMessageUpdated      = "message.updated"
+	EventStatusChanged       = "conversation.status_changed"
+	EventAssigned            = "conversation.assigned"
+	EventConversationUpdated = "conversation.updated"
+)
+
+// UsageRecorder is the billing ledger as this module uses it.
+type UsageRecorder interface {
+	Record(ctx context.Context, source string, evs []billing.Event) (billing.Result, error)
+}
+
+// Notifier journals realtime events in the caller's transaction and fans them out after commit.
+type Notifier interface {
+	Append(ctx context.Context, kind string, conversationID uuid.UUID, payload any) error
+}
+
+// Blobs is where attachment bytes live.
+type Blobs interface {
+	Put(ctx context.Context, key string, r io.Reader, size int64, contentType string) error
+	Get(ctx context.Context, key string) (io.ReadCloser, error)
+}
+
+// Enqueuer is the part of the queue the module needs.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, t *asynq.Task, opts ...asynq.Option) error
+}
+
+// Options tune the service.
+type Options struct {
+	// SendRetries is how many times a failed send is retried before the message is failed.
+	SendRetries int
+	// MaxAttachmentBytes limits one attachment.
+	MaxAttachmentBytes int64
+}
+
+// Service is the inbox.
+type Service struct {
+	db       *tenant.DB
+	channels *channels.Service
+	contacts *contacts.Service
+	usage    UsageRecorder
+	notify   Notifier
+	bus      *events.Bus
+	q        Enqueuer
+	blobs    Blobs
+	log      *slog.Logger
+	opts     Options
+	now      func() time.Time
+}
+
+// NewService builds the inbox from its dependencies.
+func NewService(db *tenant.DB, ch *channels.Service, ct *contacts.Service, usage UsageRecorder, notify Notifier,
+	bus *events.Bus, q Enqueuer, blobs Blobs, log *slog.Logger, opts Options) *Service {
+	if opts.SendRetries <= 0 {
+		opts.SendRetries = 8
+	}
+	if opts.MaxAttachmentBytes <= 0 {
+		opts.MaxAttachmentBytes = 20 << 20
+	}
+	s := &Service{db: db, channels: ch, contacts: ct, usage: usage, notify: notify, bus: bus, q: q, blobs: blobs, log: log, opts: opts,
+		now: func() time.Time { return time.Now().UTC() }}
+	ct.OnMerge(s.moveContact)
+	return s
+}
+
+// SetClock replaces the clock (tests).
+func (s *Service) SetClock(now func() time.Time) { s.now = now }
+
+// moveContact gives the winner of a contact merge the loser's conversations.
+func (s *Service) moveContact(ctx context.Context, winner, loser uuid.UUID) error {
+	return s.db.Run(ctx, func(tx *gorm.DB) error {
+		if err := tx.Model(&Conversation{}).Where("contact_id = ?", loser).Update("contact_id", winner).Error; err != nil {
+			return fmt.Errorf("conversations: move merged contact: %w", err)
+		}
+		return nil
+	})
+}
+
+// publish hands a domain event to the bus once the transaction in ctx has committed.
+func (s *Service) publish(ctx context.Context, ev events.Event) {
+	if ev.TenantID == uuid.Nil {
+		ev.TenantID, _ = tenant.ID(ctx)
+	}
+	if ev.At.IsZero() {
+		ev.At = s.now()
+	}
+	tenant.AfterCommit(ctx, func(ctx context.Context) { s.bus.Publish(ctx, ev) })
+}
+
+// conversation loads one conversation of the tenant in ctx.
+func (s *Service) conversation(ctx context.Context, id uuid.UUID) (Conversation, error) {
+	var c Conversation
+	err := s.db.Run(ctx, func(tx *gorm.DB) error { return tx.Where("id = ?", id).Take(&c).Error })
+	if err == gorm.ErrRecordNotFound {
+		return Conversation{}, fmt.Errorf("conversation %s: %w", id, apperr.ErrNotFound)
+	}
+	if err != nil {
+		return Conversation{}, fmt.Errorf("conversations: get: %w", err)
+	}
+	return c, nil
+}
+
+// orgContext returns a context naming the organisation, for work that starts without one
+// (webhooks, tasks).
+func (s *Service) orgContext(ctx context.Context, orgID uuid.UUID) (context.Context, tenant.Org, error) {
+	var org tenant.Org
+	err := s.db.Global(ctx, func(tx *gorm.DB) error { return tx.Where("id = ?", orgID).Take(&org).Error })
+	if err != nil {
+		return nil, tenant.Org{}, fmt.Errorf("conversations: load organisation %s: %w", orgID, err)
+	}
+	return tenant.WithOrg(ctx, org), org, nil
+}
