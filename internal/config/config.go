@@ -56,6 +56,15 @@ type Config struct {
 	// Stripe: the secret API key, the webhook endpoint's signing secret and, for tests against
 	// stripe-mock, another API base URL (STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET, STRIPE_API_BASE).
 	StripeSecretKey, StripeWebhookSecret, StripeAPIBase string
+	// StorageURL says where attachments are kept: empty for the data directory, or
+	// s3://ACCESS:SECRET@host:port/bucket?region=&ssl=&path_style= (SWITCHBOARD_STORAGE_URL).
+	StorageURL string
+	// SMTPListen is the address of the inbound SMTP receiver for e-mail channels; empty turns
+	// it off (SWITCHBOARD_SMTP_LISTEN, e.g. :2525).
+	SMTPListen string
+	// QueueRetryBase shortens the backoff of failed background tasks (SWITCHBOARD_QUEUE_RETRY_BASE,
+	// e.g. 200ms; empty keeps asynq's default of seconds growing to hours).
+	QueueRetryBase time.Duration
 	// DunningGrace is how long a tenant stays past_due after a failed payment before it is
 	// suspended (SWITCHBOARD_DUNNING_GRACE).
 	DunningGrace time.Duration
@@ -86,6 +95,8 @@ func Load(getenv func(string) string) (Config, error) {
 		StripeSecretKey:     getenv("STRIPE_SECRET_KEY"),
 		StripeWebhookSecret: getenv("STRIPE_WEBHOOK_SECRET"),
 		StripeAPIBase:       getenv("STRIPE_API_BASE"),
+		StorageURL:          getenv("SWITCHBOARD_STORAGE_URL"),
+		SMTPListen:          getenv("SWITCHBOARD_SMTP_LISTEN"),
 	}
 	var err error
 	if c.BodyLimit, err = intVar(getenv, "SWITCHBOARD_BODY_LIMIT", 1<<20); err != nil {
@@ -111,6 +122,11 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.DunningGrace, err = durVar(getenv, "SWITCHBOARD_DUNNING_GRACE", 7*24*time.Hour); err != nil {
 		return c, err
+	}
+	if getenv("SWITCHBOARD_QUEUE_RETRY_BASE") != "" {
+		if c.QueueRetryBase, err = durVar(getenv, "SWITCHBOARD_QUEUE_RETRY_BASE", 0); err != nil {
+			return c, err
+		}
 	}
 	switch c.Env {
 	case EnvDevelopment, EnvTest, EnvProduction:

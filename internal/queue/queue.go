@@ -25,6 +25,10 @@ type Options struct {
 	// PollInterval is how often scheduled and retried tasks are moved to their queue;
 	// short in the embedded mode and in tests.
 	PollInterval time.Duration
+	// RetryBase, when set, replaces asynq's default backoff (which starts at seconds and
+	// grows to hours) by RetryBase·2ⁿ capped at 64·RetryBase: tests and small installations
+	// want failed tasks back quickly.
+	RetryBase time.Duration
 }
 
 // Queue is the connection to Redis (real or in-process) and the asynq client.
@@ -154,6 +158,7 @@ func (q *Queue) NewWorker(schedules []Schedule) (*Worker, error) {
 		TaskCheckInterval:        q.opts.PollInterval,
 		DelayedTaskCheckInterval: q.opts.PollInterval,
 		ShutdownTimeout:          10 * time.Second,
+		RetryDelayFunc:           q.retryDelay(),
 	})
 	sched := asynq.NewScheduler(q.connOpt, &asynq.SchedulerOpts{Logger: lg, LogLevel: asynq.WarnLevel, Location: time.UTC})
 	for _, s := range schedules {
@@ -162,6 +167,16 @@ func (q *Queue) NewWorker(schedules []Schedule) (*Worker, error) {
 		}
 	}
 	return &Worker{srv: srv, sched: sched}, nil
+}
+
+func (q *Queue) retryDelay() asynq.RetryDelayFunc {
+	base := q.opts.RetryBase
+	if base <= 0 {
+		return asynq.DefaultRetryDelayFunc
+	}
+	return func(n int, _ error, _ *asynq.Task) time.Duration {
+		return base << min(n, 6)
+	}
 }
 
 // Start runs the handlers in mux and the scheduler in the background.
