@@ -61,18 +61,20 @@ func (p *Provider) compose(ch provider.Channel, fromAddr, to string, out provide
 	}
 	msgID := out.MessageID.String() + "@" + domainOf(fromAddr)
 
+	// go-message puts each new field first, so they are set in reverse of the order a reader
+	// expects to see them.
 	var h gomail.Header
-	h.SetAddressList("From", []*mail.Address{{Name: oneLine(ch.Config[KeyFromName]), Address: fromAddr}})
-	h.SetAddressList("To", []*mail.Address{{Name: oneLine(out.ToName), Address: to}})
-	h.SetSubject(replySubject(out.Subject))
-	h.SetDate(p.now())
-	h.SetMessageID(msgID)
-	if irt := cleanID(out.InReplyTo); irt != "" {
-		h.SetMsgIDList("In-Reply-To", []string{irt})
-	}
 	if refs := references(out.References, out.InReplyTo); len(refs) > 0 {
 		h.SetMsgIDList("References", refs)
 	}
+	if irt := cleanID(out.InReplyTo); irt != "" {
+		h.SetMsgIDList("In-Reply-To", []string{irt})
+	}
+	h.SetMessageID(msgID)
+	h.SetDate(p.now())
+	h.SetSubject(replySubject(out.Subject))
+	h.SetAddressList("To", []*mail.Address{{Name: oneLine(out.ToName), Address: to}})
+	h.SetAddressList("From", []*mail.Address{{Name: oneLine(ch.Config[KeyFromName]), Address: fromAddr}})
 	// No Auto-Submitted: an agent's reply is written by a person, and marking it automatic
 	// would make the customer's vacation responder (rightly) stay silent and some filters
 	// discard it.
@@ -184,9 +186,15 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(strings.ReplaceAll(strings.ReplaceAll(s, "\r", " "), "\n", " ")), " ")
 }
 
+// normaliseNewlines leaves "\n" line ends (the quoted-printable writer turns them into CRLF)
+// and ends the text with one, as the last line of a message should.
 func normaliseNewlines(s string) string {
 	s = strings.ReplaceAll(s, "\r\n", "\n")
-	return strings.ReplaceAll(s, "\r", "\n")
+	s = strings.ReplaceAll(s, "\r", "\n")
+	if !strings.HasSuffix(s, "\n") {
+		s += "\n"
+	}
+	return s
 }
 
 // submit hands a message to the channel's SMTP server.
@@ -194,6 +202,9 @@ func (p *Provider) submit(ctx context.Context, cfg map[string]string, from, to s
 	host, addr, mode, err := endpoint(cfg, "smtp")
 	if err != nil {
 		return permanent{err}
+	}
+	if cfg[KeySMTPUsername] != "" && mode == TLSNone && !isLoopback(host) {
+		return permanent{errors.New("smtp_tls none: credentials are never sent unencrypted")}
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -226,9 +237,6 @@ func (p *Provider) submit(ctx context.Context, cfg map[string]string, from, to s
 		return err
 	}
 	if user := cfg[KeySMTPUsername]; user != "" {
-		if mode == TLSNone && !isLoopback(host) {
-			return permanent{errors.New("smtp_tls none: credentials are never sent unencrypted")}
-		}
 		var auth sasl.Client
 		switch {
 		case c.SupportsAuth(sasl.Plain):

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/mail"
 	"sort"
+	"strings"
 	"time"
 
 	gomail "github.com/emersion/go-message/mail"
@@ -18,14 +19,14 @@ import (
 // to "" is removed. Threading and auto-reply tests pass Message-ID, In-Reply-To, References,
 // Auto-Submitted, Precedence... here.
 func TestMessage(from, to, subject, body string, headers map[string]string) []byte {
-	var h gomail.Header
-	h.SetAddressList("From", addrs(from))
-	h.SetAddressList("To", addrs(to))
-	h.SetSubject(subject)
-	h.SetDate(time.Now())
-	h.SetMessageID(uuid.NewString() + "@test.switchboard.invalid")
-	h.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
+	var h gomail.Header // new fields go first: set in reverse reading order
 	h.Set("Content-Transfer-Encoding", "quoted-printable")
+	h.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
+	h.SetMessageID(uuid.NewString() + "@test.switchboard.invalid")
+	h.SetDate(time.Now())
+	h.SetSubject(subject)
+	h.SetAddressList("To", addrs(to))
+	h.SetAddressList("From", addrs(from))
 	keys := make([]string, 0, len(headers))
 	for k := range headers {
 		keys = append(keys, k)
@@ -42,6 +43,9 @@ func TestMessage(from, to, subject, body string, headers map[string]string) []by
 	w, err := gomail.CreateSingleInlineWriter(&buf, h)
 	if err != nil {
 		panic("email: TestMessage: " + err.Error())
+	}
+	if !strings.HasSuffix(body, "\n") {
+		body += "\n" // a message's last line ends like the others
 	}
 	_, _ = io.WriteString(w, body)
 	_ = w.Close()
