@@ -138,6 +138,9 @@ func (p *Provider) Validate(cfg map[string]string) error {
 		if (cfg[side+"_username"] == "") != (cfg[side+"_password"] == "") {
 			return fmt.Errorf("%s_username and %s_password go together", side, side)
 		}
+		if mode == TLSNone && cfg[side+"_username"] != "" && !isLoopback(host) {
+			return fmt.Errorf("%s_tls none would send the password unencrypted: use starttls or tls", side)
+		}
 	}
 	if cfg[KeyIMAPHost] != "" && cfg[KeyIMAPUsername] == "" {
 		return errors.New("imap_username and imap_password are needed to poll a mailbox")

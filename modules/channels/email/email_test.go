@@ -68,6 +68,9 @@ func TestValidate(t *testing.T) {
 		{"unknown tls mode", base("smtp_tls", "ssl"), "smtp_tls"},
 		{"username without password", base("smtp_host", "s.acme.test", "smtp_username", "u"), "go together"},
 		{"imap host without login", base("imap_host", "imap.acme.test"), "imap_username"},
+		{"password in clear to a remote host", base("smtp_host", "relay.acme.test", "smtp_tls", "none", "smtp_username", "u", "smtp_password", "p"), "unencrypted"},
+		{"no password in clear to a relay", base("smtp_host", "relay.acme.test", "smtp_tls", "none"), ""},
+		{"password in clear to loopback", base("imap_host", "127.0.0.1", "imap_tls", "none", "imap_username", "u", "imap_password", "p"), ""},
 	}
 	p := New(Options{})
 	for _, c := range cases {

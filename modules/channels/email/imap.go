@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -14,6 +15,10 @@ import (
 // MaxPerPoll bounds the messages one Poll reads, so a mailbox with years of unread mail is
 // taken in over several polls instead of one unbounded session.
 const MaxPerPoll = 100
+
+// pollTimeout bounds a poll when the context has no deadline, so a server that stops answering
+// cannot hold the poller forever.
+const pollTimeout = 10 * time.Minute
 
 // Poll reads the unread mail of the channel's IMAP mailbox (imap_* keys of cfg): for each
 // message, oldest first, it fetches the raw message without setting \Seen, calls handle, and
@@ -39,6 +44,11 @@ func (p *Provider) Poll(ctx context.Context, cfg map[string]string, handle func(
 		mailbox = "INBOX"
 	}
 
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, pollTimeout)
+		defer cancel()
+	}
 	conn, err := p.dial(ctx, addr, host, mode == TLSImplicit)
 	if err != nil {
 		return 0, fmt.Errorf("email: imap connect %s: %w", addr, err)
@@ -74,8 +84,8 @@ func (p *Provider) Poll(ctx context.Context, cfg map[string]string, handle func(
 		return 0, fmt.Errorf("email: imap select %q: %w", mailbox, ctxErr(ctx, err))
 	}
 
-	max := p.maxSize
-	found, err := c.UIDSearch(&imap.SearchCriteria{NotFlag: []imap.Flag{imap.FlagSeen}, Smaller: max + 1}, nil).Wait()
+	limit := p.maxSize
+	found, err := c.UIDSearch(&imap.SearchCriteria{NotFlag: []imap.Flag{imap.FlagSeen}, Smaller: limit + 1}, nil).Wait()
 	if err != nil {
 		return 0, fmt.Errorf("email: imap search: %w", ctxErr(ctx, err))
 	}
@@ -121,9 +131,9 @@ func (p *Provider) Poll(ctx context.Context, cfg map[string]string, handle func(
 	if ctx.Err() == nil && len(errs) == 0 {
 		// Reported as an error so the channel shows it: these stay unread until someone
 		// handles them in the mailbox.
-		big, err := c.UIDSearch(&imap.SearchCriteria{NotFlag: []imap.Flag{imap.FlagSeen}, Larger: max}, nil).Wait()
+		big, err := c.UIDSearch(&imap.SearchCriteria{NotFlag: []imap.Flag{imap.FlagSeen}, Larger: limit}, nil).Wait()
 		if err == nil && len(big.AllUIDs()) > 0 {
-			errs = append(errs, fmt.Errorf("email: %d unread messages in %q exceed the %d byte limit and were left there", len(big.AllUIDs()), mailbox, max))
+			errs = append(errs, fmt.Errorf("email: %d unread messages in %q exceed the %d byte limit and were left there", len(big.AllUIDs()), mailbox, limit))
 		}
 	}
 	if ctx.Err() == nil {

@@ -17,6 +17,7 @@ import (
 	// Shift_JIS, ISO-8859-x... bodies and RFC 2047 encoded words decode to UTF-8.
 	_ "github.com/emersion/go-message/charset"
 	gomail "github.com/emersion/go-message/mail"
+	"golang.org/x/text/encoding/charmap"
 	"golang.org/x/text/encoding/simplifiedchinese"
 
 	"github.com/switchboard-cloud/switchboard/modules/channels/provider"
@@ -45,11 +46,11 @@ const futureSkew = 24 * time.Hour
 // unknown charset) keeps what could be read, so a customer's mail is never dropped for it.
 func (p Parser) Parse(raw []byte) (provider.InboundMessage, error) {
 	var m provider.InboundMessage
-	max := p.MaxBytes
-	if max <= 0 {
-		max = DefaultMaxMessageBytes
+	limit := p.MaxBytes
+	if limit <= 0 {
+		limit = DefaultMaxMessageBytes
 	}
-	if int64(len(raw)) > max {
+	if int64(len(raw)) > limit {
 		return m, ErrTooLarge
 	}
 	now := time.Now
@@ -158,7 +159,7 @@ func media(h message.Header, ctype, filename string, data []byte, n int) provide
 // falls back to the first thing that looks like an address.
 func sender(h gomail.Header) (addr, name string) {
 	if list, err := h.AddressList("From"); err == nil && len(list) > 0 {
-		return strings.ToLower(list[0].Address), strings.TrimSpace(list[0].Name)
+		return strings.ToLower(list[0].Address), strings.TrimSpace(loose(list[0].Name))
 	}
 	raw := headerText(h, "From")
 	loc := looseAddr.FindStringIndex(raw)
@@ -217,8 +218,8 @@ func firstMsgID(v string) string {
 
 // isAutomatic reports whether a machine sent the message: RFC 3834's Auto-Submitted, the
 // Precedence values list managers and vacation responders set, the X-Autoreply headers of
-// older responders, and bounces (a null return path, a multipart/report, mail from the
-// postmaster or mailer daemon). Answering those, or opening conversations for them, is how
+// older responders, bounces (a null return path, mail from the postmaster or mailer daemon)
+// and reports (multipart/report: delivery status notifications and read receipts). Answering those, or opening conversations for them, is how
 // mail loops start.
 func isAutomatic(h gomail.Header, from string) bool {
 	if v := headerToken(h.Get("Auto-Submitted")); v != "" && v != "no" {
@@ -237,7 +238,7 @@ func isAutomatic(h gomail.Header, from string) bool {
 			return true
 		}
 	}
-	if ct, params, _ := h.ContentType(); ct == "multipart/report" && params["report-type"] != "disposition-notification" {
+	if ct, _, _ := h.ContentType(); ct == "multipart/report" { // DSNs, read receipts
 		return true
 	}
 	local := from[:max(strings.IndexByte(from, '@'), 0)]
@@ -253,15 +254,21 @@ func headerToken(v string) string {
 	return strings.ToLower(strings.TrimSpace(v))
 }
 
-// validUTF8 reads a body that should be UTF-8 by now: a part with no or an unknown charset
-// that is not UTF-8 is most often GBK, so GB18030 is tried before replacing the bad bytes.
+// validUTF8 reads a body that should be UTF-8 by now (see loose).
 func validUTF8(b []byte) string { return loose(string(b)) }
 
+// loose decodes text whose charset was not declared (or not known) and is not UTF-8: from
+// Chinese mailers that is most often GBK, so GB18030 (its superset) is tried first; what does
+// not decode cleanly as that is read as Windows-1252, the usual undeclared Western charset,
+// which maps every byte.
 func loose(s string) string {
 	if utf8.ValidString(s) {
 		return s
 	}
 	if d, err := simplifiedchinese.GB18030.NewDecoder().String(s); err == nil && !strings.ContainsRune(d, utf8.RuneError) {
+		return d
+	}
+	if d, err := charmap.Windows1252.NewDecoder().String(s); err == nil {
 		return d
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")

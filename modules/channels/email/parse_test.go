@@ -233,6 +233,9 @@ func TestParseChineseCharsets(t *testing.T) {
 			"From: chen@example.tw\r\nSubject: =?big5?B?" + base64.StdEncoding.EncodeToString(big5) + "?=\r\nMessage-ID: <b1@example.tw>\r\n" +
 				"Content-Type: text/plain; charset=big5\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + string(big5),
 			"請問運費多少", "請問運費多少", ""},
+		{"undeclared Latin-1 body and subject",
+			"From: =?iso-8859-1?q?Jos=E9?= <jose@example.es>\r\nSubject: caf\xe9 au lait\r\nMessage-ID: <l1@example.es>\r\n\r\nMerci, \xe0 bient\xf4t.",
+			"Merci, à bientôt.", "café au lait", "José"},
 		{"raw 8-bit GBK subject without encoded words, body without charset",
 			"From: wang@example.cn\r\nSubject: " + string(gbk("退款申请")) + "\r\nMessage-ID: <g4@example.cn>\r\n\r\n" + string(gbk("没有声明字符集")),
 			"没有声明字符集", "退款申请", ""},
@@ -373,6 +376,7 @@ func TestParseAutoReply(t *testing.T) {
 		{"From MAILER-DAEMON", "From: Mail Delivery System <MAILER-DAEMON@mx.example.com>\r\n", true},
 		{"From postmaster", "From: postmaster@example.com\r\n", true},
 		{"delivery status report", "From: a@example.com\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=x\r\n", true},
+		{"read receipt", "From: a@example.com\r\nContent-Type: multipart/report; report-type=disposition-notification; boundary=x\r\n", true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
