@@ -40,9 +40,11 @@ func (p *Provider) Send(ctx context.Context, ch provider.Channel, out provider.O
 			break
 		}
 	}
-	if _, err := mail.ParseAddress(to); err != nil {
+	rcpt, err := mail.ParseAddress(to)
+	if err != nil {
 		return provider.Sent{}, &provider.SendError{Permanent: true, Reason: fmt.Sprintf("no valid e-mail address to reply to (%q)", to)}
 	}
+	to = rcpt.Address
 	msgID, raw, err := p.compose(ch, from.Address, to, out)
 	if err != nil {
 		return provider.Sent{}, &provider.SendError{Permanent: true, Reason: err.Error()}
