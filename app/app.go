@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -26,13 +27,27 @@ import (
 	"github.com/switchboard-cloud/switchboard/billing/stripesync"
 	"github.com/switchboard-cloud/switchboard/internal/config"
 	"github.com/switchboard-cloud/switchboard/internal/db"
+	"github.com/switchboard-cloud/switchboard/internal/events"
 	"github.com/switchboard-cloud/switchboard/internal/httpx"
 	"github.com/switchboard-cloud/switchboard/internal/ids"
 	"github.com/switchboard-cloud/switchboard/internal/queue"
+	"github.com/switchboard-cloud/switchboard/internal/storage"
 	"github.com/switchboard-cloud/switchboard/modules/access"
 	"github.com/switchboard-cloud/switchboard/modules/audit"
+	"github.com/switchboard-cloud/switchboard/modules/channels"
+	"github.com/switchboard-cloud/switchboard/modules/channels/apichannel"
+	"github.com/switchboard-cloud/switchboard/modules/channels/email"
+	"github.com/switchboard-cloud/switchboard/modules/channels/meta"
+	"github.com/switchboard-cloud/switchboard/modules/channels/telegram"
+	"github.com/switchboard-cloud/switchboard/modules/channels/voice"
+	"github.com/switchboard-cloud/switchboard/modules/channels/wechat"
+	"github.com/switchboard-cloud/switchboard/modules/contacts"
+	"github.com/switchboard-cloud/switchboard/modules/conversations"
 	"github.com/switchboard-cloud/switchboard/modules/identity"
 	"github.com/switchboard-cloud/switchboard/modules/mail"
+	"github.com/switchboard-cloud/switchboard/modules/mailin"
+	"github.com/switchboard-cloud/switchboard/modules/realtime"
+	"github.com/switchboard-cloud/switchboard/modules/widget"
 	"github.com/switchboard-cloud/switchboard/tenant"
 )
 
@@ -40,6 +55,11 @@ import (
 type Module interface {
 	Name() string
 	Routes(r *access.Router)
+}
+
+// RootModule is a module with routes outside the API prefix (the channels' inbound webhooks).
+type RootModule interface {
+	RootRoutes(r *access.Router)
 }
 
 // JobModule is a module with background work.
@@ -69,9 +89,17 @@ type App struct {
 	Access   *access.Service
 	Identity *identity.Service
 	Outbox   *mail.Outbox
+	Bus      *events.Bus
+	Channels *channels.Service
+	Contacts *contacts.Service
+	Inbox    *conversations.Service
+	Realtime *realtime.Hub
 	Modules  []Module
 
+	MailIn      *mailin.Service
+	mail        *email.Provider
 	platformOrg atomic.Value // uuid.UUID
+	fileLimits  storage.Limits
 	stopSync    context.CancelFunc
 	sqlDB       *sql.DB
 }
@@ -97,7 +125,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if len(a.DB.TenantTables()) == 0 {
 		return nil, errors.New("app: the database has no schema; run `switchboard migrate up`")
 	}
-	if a.Queue, err = queue.Open(queue.Options{RedisURL: cfg.RedisURL, Log: log}); err != nil {
+	if a.Queue, err = queue.Open(queue.Options{RedisURL: cfg.RedisURL, Log: log, RetryBase: cfg.QueueRetryBase}); err != nil {
 		return nil, err
 	}
 	if err := a.bootstrap(ctx); err != nil {
@@ -106,7 +134,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if a.Outbox, err = mail.NewOutbox(a.DB, a.Queue, log, cfg.SMTPURL, cfg.MailFrom); err != nil {
 		return nil, err
 	}
-	cat, err := access.NewCatalogue(access.Permissions(), identity.Permissions(), audit.Permissions(), billingapi.Permissions(), admin.Permissions())
+	cat, err := access.NewCatalogue(access.Permissions(), identity.Permissions(), audit.Permissions(), billingapi.Permissions(), admin.Permissions(),
+		channels.Permissions(), contacts.Permissions(), conversations.Permissions(), realtime.Permissions())
 	if err != nil {
 		return nil, err
 	}
@@ -141,6 +170,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if _, err := a.Access.Start(ctx, log, a.publishPolicyChange); err != nil {
 		return nil, err
 	}
+	if err := a.buildInbox(); err != nil {
+		return nil, err
+	}
 	a.Modules = []Module{
 		identity.NewModule(a.Identity, a.Access, val, strings.HasPrefix(cfg.PublicURL, "https://")),
 		access.NewModule(a.Access, val),
@@ -148,9 +180,66 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		mail.NewModule(a.Outbox, !cfg.Production()),
 		billingapi.NewModule(a.Ledger, a.Payments, a.Plans, a.Invoicer, val),
 		admin.NewModule(a.Access.Enforcer, a.PlatformOrgID, a.DB, a.Ledger, a.Plans, a.Invoicer, a.Payments, val),
+		channels.NewModule(a.Channels, val),
+		contacts.NewModule(a.Contacts, val, a.Inbox.Timeline, func(t conversations.TimelineItem) string { return t.ID.String() }),
+		conversations.NewModule(a.Inbox, a.Channels, val, a.isMember, a.fileLimits.Check),
+		realtime.NewModule(a.Realtime),
+		widget.NewModule(a.Channels, a.Contacts, a.Inbox, widget.HubLive{Hub: a.Realtime}, val, a.Cfg.SecretKey, a.fileLimits.Check, a.fileLimits.MaxBytes),
+		mailin.NewModule(a.MailIn),
 	}
 	a.HTTP = a.buildHTTP()
 	return a, nil
+}
+
+// buildInbox assembles omnichannel contact: the channel adapters, contacts, the inbox and the
+// realtime hub. Every channel type is listed here, once.
+func (a *App) buildInbox() error {
+	client := &http.Client{Timeout: 30 * time.Second}
+	now := func() time.Time { return time.Now().UTC() }
+	a.mail = email.New(email.Options{Now: now})
+	reg, err := channels.NewRegistry(
+		channels.WebChat{},
+		apichannel.New(client, now),
+		voice.New(client, now),
+		meta.NewWhatsApp(client),
+		meta.NewMessenger(client),
+		telegram.New(client),
+		wechat.New(client, now),
+		a.mail,
+	)
+	if err != nil {
+		return err
+	}
+	seal, err := channels.NewSealer(a.Cfg.SecretKey)
+	if err != nil {
+		return err
+	}
+	blobs, err := storage.Open(a.Cfg.StorageURL, a.Cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	a.fileLimits = storage.DefaultLimits()
+	a.Bus = events.NewBus(a.Log)
+	a.Channels = channels.NewService(a.DB, reg, seal, a.Cfg.PublicURL, a.Log)
+	a.Contacts = contacts.NewService(a.DB, a.Log)
+	a.Realtime = realtime.NewHub(a.DB, a.Queue.Redis(), a.Log)
+	a.Inbox = conversations.NewService(a.DB, a.Channels, a.Contacts, a.Ledger, a.Realtime, a.Bus, a.Queue, blobs, a.Log,
+		conversations.Options{MaxAttachmentBytes: a.fileLimits.MaxBytes})
+	a.MailIn = mailin.New(a.DB, a.Channels, a.Inbox, a.mail, a.Queue, a.Log)
+	return nil
+}
+
+// isMember says whether a user is an active member of the tenant in ctx (who may be assigned).
+func (a *App) isMember(ctx context.Context, userID uuid.UUID) (bool, error) {
+	org, ok := tenant.ID(ctx)
+	if !ok {
+		return false, tenant.ErrNoTenant
+	}
+	var n int64
+	err := a.DB.Global(ctx, func(tx *gorm.DB) error {
+		return tx.Table("memberships").Where("org_id = ? AND user_id = ? AND status = 'active'", org, userID).Count(&n).Error
+	})
+	return n > 0, err
 }
 
 // ownerEmails are the addresses billing mail goes to: the organisation's active owners.
@@ -244,6 +333,9 @@ func (a *App) publishPolicyChange(ctx context.Context) {
 // case a message was missed).
 func (a *App) StartSync(ctx context.Context) {
 	ctx, a.stopSync = context.WithCancel(ctx)
+	if err := a.Realtime.Start(ctx); err != nil {
+		a.Log.ErrorContext(ctx, "start realtime fan-out", "err", err)
+	}
 	sub := a.Queue.Redis().Subscribe(ctx, reloadChannel)
 	go func() {
 		defer sub.Close()

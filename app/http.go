@@ -56,6 +56,12 @@ func (a *App) buildHTTP() *fiber.App {
 	root.Get("/readyz", ops("Readiness: the database and Redis answer"), a.ready)
 	root.Get("/metrics", ops("Prometheus metrics"), adaptor.HTTPHandler(promhttp.HandlerFor(metrics.reg, promhttp.HandlerOpts{})))
 
+	for _, m := range a.Modules {
+		if rm, ok := m.(RootModule); ok {
+			rm.RootRoutes(root)
+		}
+	}
+
 	api := f.Group(APIPrefix)
 	api.Use(limiter.New(limiter.Config{
 		Max: a.Cfg.RatePerIP, Expiration: time.Minute,

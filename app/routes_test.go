@@ -29,6 +29,17 @@ var publicRoutes = []string{
 	"POST /api/v1/invitations/:token/accept",
 	"GET /api/v1/dev/mailbox",      // development only: absent in production (tested below)
 	"POST /api/v1/webhooks/stripe", // Stripe authenticates with Stripe-Signature, checked by billing
+	// Channels' inbound webhooks: each adapter checks its provider's signature (401 otherwise).
+	"GET /hooks/:type/:public_id",
+	"POST /hooks/:type/:public_id",
+	// The chat widget: visitors never log in; they hold a signed visitor token per channel.
+	"GET /widget.js",
+	"GET /api/v1/widget/:public_id/config",
+	"POST /api/v1/widget/:public_id/sessions",
+	"GET /api/v1/widget/:public_id/messages",
+	"POST /api/v1/widget/:public_id/messages",
+	"POST /api/v1/widget/:public_id/typing",
+	"GET /api/v1/widget/:public_id/ws",
 }
 
 // selfRoutes are a logged-in user's own account: no organisation, no permission.
@@ -106,7 +117,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			continue
 		}
 		p := r.Path
-		if strings.HasPrefix(p, app.APIPrefix) || p == "/healthz" || p == "/readyz" || p == "/metrics" {
+		if strings.HasPrefix(p, app.APIPrefix) || strings.HasPrefix(p, "/hooks/") || p == "/healthz" || p == "/readyz" || p == "/metrics" || p == "/widget.js" {
 			inRouter = append(inRouter, r.Method+" "+app.OpenAPIPath(p))
 		}
 	}

@@ -16,13 +16,18 @@ import (
 
 	"github.com/switchboard-cloud/switchboard/app/apptest"
 	"github.com/switchboard-cloud/switchboard/billing"
+	"github.com/switchboard-cloud/switchboard/modules/channels/apichannel"
+	"github.com/switchboard-cloud/switchboard/modules/channels/provider"
+	"github.com/switchboard-cloud/switchboard/modules/channels/voice"
 	"github.com/switchboard-cloud/switchboard/tenant"
 )
 
 // rlsTables are the tenant tables of the foundation migration; the test also finds every table
 // with a tenant_id column in the catalogue and checks those.
 var rlsTables = []string{"api_keys", "invitations", "roles", "audit_events", "usage_events", "usage_dirty_days", "usage_rollups", "billing_accounts",
-	"subscription_changes", "invoices", "billed_usage", "usage_alerts"}
+	"subscription_changes", "invoices", "billed_usage", "usage_alerts",
+	"contacts", "contact_identities", "contact_tags", "contact_fields", "channels", "conversations", "conversation_tags",
+	"messages", "attachments", "calls", "canned_responses", "realtime_events"}
 
 // TestRowLevelSecurity is the PostgreSQL acceptance test of the second wall (DESIGN rule 1):
 // connected as the application's role with raw SQL, outside the gorm callbacks, a transaction
@@ -42,6 +47,26 @@ func TestRowLevelSecurity(t *testing.T) {
 		c.Do("POST", "/api/v1/roles", map[string]any{"name": "rls_role", "permissions": []string{"members:read"}}).Want(201)
 		c.Do("GET", "/api/v1/billing/payment-method", nil).Want(200) // creates the billing account
 		c.Do("POST", "/api/v1/usage-events", map[string]any{"events": []any{map[string]any{"meter": "interactions", "quantity": 1, "idempotency_key": "rls-1", "occurred_at": time.Now().Add(-48 * time.Hour)}}}).Want(200)
+	}
+	// The inbox: a channel with an inbound message (contact, identity, conversation, message,
+	// realtime events), a call on a voice channel, tags, a custom field, a canned response and
+	// an upload.
+	for _, owner := range []string{"owner@acme.test", "owner@globex.test"} {
+		c := e.Login(owner)
+		for _, f := range []provider.Fixture{apichannel.Fixture(), voice.Fixture()} {
+			cfg := f.Config("http://127.0.0.1:9")
+			j := c.Do("POST", "/api/v1/channels", map[string]any{"type": f.Type, "name": "rls", "config": cfg}).Want(201).JSON()
+			pub := j["public_id"].(string)
+			ch := provider.Channel{Type: f.Type, PublicID: pub, Config: cfg, WebhookURL: "http://switchboard.test/hooks/" + f.Type + "/" + pub}
+			e.Deliver(f.Inbound(ch, "rls-1", "8613800138000", "你好")).Want(200)
+		}
+		conv := c.Do("GET", "/api/v1/conversations", nil).Want(200).Items()[0]
+		c.Do("PATCH", "/api/v1/conversations/"+conv["id"].(string), map[string]any{"tags": []string{"rls"}}).Want(200)
+		c.Do("PATCH", "/api/v1/contacts/"+conv["contact_id"].(string), map[string]any{"tags": []string{"rls"}}).Want(200)
+		c.Do("POST", "/api/v1/contact-fields", map[string]any{"key": "tier", "label": "Tier", "type": "text"}).Want(201)
+		c.Do("POST", "/api/v1/canned-responses", map[string]any{"shortcut": "rls", "title": "RLS", "content": "hi"}).Want(201)
+		c.Do("POST", "/api/v1/attachments", "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b--\r\n",
+			"Content-Type", "multipart/form-data; boundary=b").Want(201)
 	}
 	// Rollups of those events, then an event on another day so a day is marked again.
 	if _, err := e.App.Ledger.RollupDirty(ctx, 0); err != nil {
@@ -155,6 +180,18 @@ func TestRowLevelSecurity(t *testing.T) {
 		"billed_usage":         `INSERT INTO billed_usage (tenant_id, period_start, meter, quantity) VALUES ($1, now(), 'planted', 1)`,
 		"usage_alerts":         `INSERT INTO usage_alerts (tenant_id, period_start, meter, threshold, quantity, included, sent_at) VALUES ($1, now(), 'planted', 80, 1, 1, now())`,
 		"billing_accounts":     `INSERT INTO billing_accounts (tenant_id, created_at, updated_at) VALUES ($1, now(), now()) ON CONFLICT (tenant_id) DO UPDATE SET updated_at = now()`,
+		"contacts":             `INSERT INTO contacts (tenant_id, id, created_at, updated_at) VALUES ($1, gen_random_uuid(), now(), now())`,
+		"contact_identities":   `INSERT INTO contact_identities (tenant_id, id, contact_id, kind, value, created_at) VALUES ($1, gen_random_uuid(), (SELECT id FROM contacts WHERE tenant_id = $1 LIMIT 1), 'external', gen_random_uuid()::text, now())`,
+		"contact_tags":         `INSERT INTO contact_tags (tenant_id, contact_id, tag) VALUES ($1, (SELECT id FROM contacts WHERE tenant_id = $1 LIMIT 1), gen_random_uuid()::text)`,
+		"contact_fields":       `INSERT INTO contact_fields (tenant_id, key, label, type, created_at) VALUES ($1, 'f' || substr(md5(random()::text), 1, 8), 'Planted', 'text', now())`,
+		"channels":             `INSERT INTO channels (tenant_id, id, type, name, public_id, created_at, updated_at) VALUES ($1, gen_random_uuid(), 'api', 'planted', gen_random_uuid()::text, now(), now())`,
+		"conversations":        `INSERT INTO conversations (tenant_id, id, channel_id, contact_id, last_message_at, created_at, updated_at) VALUES ($1, gen_random_uuid(), (SELECT id FROM channels WHERE tenant_id = $1 LIMIT 1), (SELECT id FROM contacts WHERE tenant_id = $1 LIMIT 1), now(), now(), now())`,
+		"conversation_tags":    `INSERT INTO conversation_tags (tenant_id, conversation_id, tag) VALUES ($1, (SELECT id FROM conversations WHERE tenant_id = $1 LIMIT 1), gen_random_uuid()::text)`,
+		"messages":             `INSERT INTO messages (tenant_id, id, conversation_id, channel_id, direction, author_kind, status, created_at, updated_at) SELECT $1, gen_random_uuid(), id, channel_id, 'in', 'contact', 'received', now(), now() FROM (SELECT $1::uuid AS t) x LEFT JOIN LATERAL (SELECT id, channel_id FROM conversations WHERE tenant_id = $1 LIMIT 1) c ON true`,
+		"attachments":          `INSERT INTO attachments (tenant_id, id, created_at) VALUES ($1, gen_random_uuid(), now())`,
+		"calls":                `INSERT INTO calls (tenant_id, id, conversation_id, channel_id, provider_call_id, status, started_at, updated_at) SELECT $1, gen_random_uuid(), id, channel_id, gen_random_uuid()::text, 'ringing', now(), now() FROM (SELECT $1::uuid AS t) x LEFT JOIN LATERAL (SELECT id, channel_id FROM conversations WHERE tenant_id = $1 LIMIT 1) c ON true`,
+		"canned_responses":     `INSERT INTO canned_responses (tenant_id, id, shortcut, title, content, created_at, updated_at) VALUES ($1, gen_random_uuid(), gen_random_uuid()::text, 't', 'c', now(), now())`,
+		"realtime_events":      `INSERT INTO realtime_events (tenant_id, id, kind, payload, created_at) VALUES ($1, gen_random_uuid(), 'planted', '{}', now())`,
 		"usage_rollups":        `INSERT INTO usage_rollups (tenant_id, meter, granularity, bucket_start, quantity, events, computed_at) VALUES ($1, 'planted', 'day', '1999-01-01', 1, 1, now())`,
 	}
 

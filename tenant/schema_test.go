@@ -27,6 +27,7 @@ var globalTables = map[string]string{
 	"goose_db_version": "the migration tool's bookkeeping",
 	"plans":            "the platform's price list, shared by every tenant (a reference table on Citus)",
 	"stripe_events":    "Stripe webhook event ids already processed; an event arrives before its tenant is known",
+	"channel_routes":   "where an inbound webhook or e-mail goes: the tenant is what it finds, so it cannot be keyed by it",
 }
 
 // tableShape is what the Citus rules look at in one table.

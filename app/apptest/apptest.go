@@ -25,6 +25,7 @@ import (
 	"github.com/switchboard-cloud/switchboard/app"
 	"github.com/switchboard-cloud/switchboard/internal/config"
 	"github.com/switchboard-cloud/switchboard/internal/ids"
+	"github.com/switchboard-cloud/switchboard/modules/channels/provider"
 	"github.com/switchboard-cloud/switchboard/tenant"
 )
 
@@ -334,3 +335,32 @@ func Token(link string) string {
 
 // Name is a test-name-friendly dialect label.
 func Name(d tenant.Dialect) string { return fmt.Sprint(d) }
+
+// Deliver sends a channel provider's webhook request (built by an adapter's fixture) to the
+// app, as the provider would.
+func (e *Env) Deliver(r provider.Request) *Response {
+	e.T.Helper()
+	u, err := url.Parse(r.URL)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	path := u.Path
+	if u.RawQuery != "" {
+		path += "?" + u.RawQuery
+	} else if len(r.Query) > 0 {
+		path += "?" + url.Values(r.Query).Encode()
+	}
+	var hs []string
+	for k, v := range r.Header {
+		hs = append(hs, k, v[0])
+	}
+	method := r.Method
+	if method == "" {
+		method = "POST"
+	}
+	var body any
+	if len(r.Body) > 0 {
+		body = r.Body
+	}
+	return e.Anon().Do(method, path, body, hs...)
+}

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -192,6 +193,17 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, demo bool) 
 	a.StartSync(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- a.HTTP.Listen(cfg.Addr) }()
+	if cfg.SMTPListen != "" {
+		// Mail for the e-mail channels' addresses: the MX of a support domain or a forwarding target.
+		rcv := a.MailIn.Receiver(hostOf(cfg.PublicURL))
+		go func() {
+			if err := rcv.ListenAndServe(cfg.SMTPListen); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("smtp receiver: %w", err)
+			}
+		}()
+		defer rcv.Close()
+		log.Info("smtp receiver listening", "addr", cfg.SMTPListen)
+	}
 	log.Info("switchboard serving", "addr", cfg.Addr, "public_url", cfg.PublicURL, "env", cfg.Env,
 		"database", map[bool]string{true: "sqlite (embedded)", false: "postgres"}[cfg.Embedded()],
 		"redis", map[bool]string{true: "in-process", false: "external"}[a.Queue.Embedded()])
@@ -206,6 +218,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, demo bool) 
 	w.Shutdown()
 	log.Info("stopped")
 	return shutdownErr
+}
+
+// hostOf is the host name of a URL, for the SMTP greeting.
+func hostOf(u string) string {
+	if p, err := url.Parse(u); err == nil && p.Hostname() != "" {
+		return p.Hostname()
+	}
+	return "localhost"
 }
 
 func worker(ctx context.Context, cfg config.Config, log *slog.Logger) error {

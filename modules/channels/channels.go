@@ -562,3 +562,29 @@ func (s *Service) Test(ctx context.Context, id uuid.UUID) (Channel, error) {
 	return s.Get(ctx, id)
 }
 
+// Resolve finds an active channel of the given type by its public id, for requests that arrive
+// without credentials (webhooks, the widget): it returns a context naming the channel's
+// tenant and the channel opened for its adapter. Anything unknown, of another type or
+// disabled is not found.
+func (s *Service) Resolve(ctx context.Context, routeKey, typ string) (context.Context, provider.Channel, error) {
+	org, channelID, routeType, err := s.Route(ctx, routeKey)
+	if err != nil {
+		return nil, provider.Channel{}, err
+	}
+	if typ != "" && routeType != typ {
+		return nil, provider.Channel{}, fmt.Errorf("channel route %q is not a %s channel: %w", routeKey, typ, apperr.ErrNotFound)
+	}
+	var o tenant.Org
+	if err := s.db.Global(ctx, func(tx *gorm.DB) error { return tx.Where("id = ?", org).Take(&o).Error }); err != nil {
+		return nil, provider.Channel{}, fmt.Errorf("channels: load organisation %s: %w", org, err)
+	}
+	ctx = tenant.WithOrg(ctx, o)
+	ch, status, err := s.Open(ctx, channelID)
+	if err != nil {
+		return nil, provider.Channel{}, err
+	}
+	if status != StatusActive {
+		return nil, provider.Channel{}, fmt.Errorf("channel %s is disabled: %w", channelID, apperr.ErrNotFound)
+	}
+	return ctx, ch, nil
+}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/google/uuid"
 
@@ -51,8 +50,8 @@ func (s *Service) Fields(ctx context.Context) ([]Field, error) {
 	return rows, nil
 }
 
-// SaveField creates or replaces a custom field.
-func (s *Service) SaveField(ctx context.Context, f Field) (Field, error) {
+// SaveField creates a custom field (create) or changes an existing one.
+func (s *Service) SaveField(ctx context.Context, f Field, create bool) (Field, error) {
 	tid, ok := tenant.ID(ctx)
 	if !ok {
 		return Field{}, fmt.Errorf("contacts: save field: %w", tenant.ErrNoTenant)
@@ -79,11 +78,22 @@ func (s *Service) SaveField(ctx context.Context, f Field) (Field, error) {
 	raw, _ := json.Marshal(f.Options)
 	f.TenantID, f.OptionsRaw, f.CreatedAt = tid, string(raw), s.now()
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
-		if err := s.db.Run(ctx, func(tx *gorm.DB) error {
-			return tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "tenant_id"}, {Name: "key"}},
-				DoUpdates: clause.AssignmentColumns([]string{"label", "type", "options"})}).Create(&f).Error
-		}); err != nil {
+		var n int64
+		err := s.db.Run(ctx, func(tx *gorm.DB) error {
+			if create {
+				return tx.Create(&f).Error
+			}
+			r := tx.Model(&Field{}).Where("key = ?", f.Key).Updates(map[string]any{"label": f.Label, "type": f.Type, "options": f.OptionsRaw})
+			n = r.RowsAffected
+			return r.Error
+		})
+		switch {
+		case errors.Is(err, gorm.ErrDuplicatedKey):
+			return apperr.Invalid("key", "a field with this key exists; change it with PUT /contact-fields/"+f.Key)
+		case err != nil:
 			return fmt.Errorf("contacts: save field: %w", err)
+		case !create && n == 0:
+			return fmt.Errorf("contact field %q: %w", f.Key, apperr.ErrNotFound)
 		}
 		return s.db.Record(ctx, tenant.Audit{Action: "contact_field.saved", ObjectType: "contact_field", ObjectID: f.Key,
 			Data: map[string]any{"type": f.Type}})

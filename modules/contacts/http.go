@@ -7,6 +7,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
+	"github.com/switchboard-cloud/switchboard/internal/apperr"
 	"github.com/switchboard-cloud/switchboard/internal/httpx"
 	"github.com/switchboard-cloud/switchboard/internal/ids"
 	"github.com/switchboard-cloud/switchboard/modules/access"
@@ -70,7 +71,8 @@ func (m *Module[T]) Routes(r *access.Router) {
 	r.Delete("/contacts/:id/identities/:identity_id", perm(PermWrite, "Remove an identity from a contact"), m.removeIdentity)
 	r.Get("/contacts/:id/timeline", perm(PermRead, "Every message and note of the contact across channels, newest first"), m.timelineRoute)
 	r.Get("/contact-fields", perm(PermRead, "The tenant's custom contact fields"), m.fields)
-	r.Put("/contact-fields/:key", perm(PermManage, "Define or change a custom contact field (text, number, boolean, date, select)").WithBody(Field{}), m.saveField)
+	r.Post("/contact-fields", perm(PermManage, "Define a custom contact field {key, label, type: text|number|boolean|date|select, options}").WithBody(Field{}), m.createField)
+	r.Put("/contact-fields/:key", perm(PermManage, "Change a custom contact field's label, type or options").WithBody(Field{}), m.saveField)
 	r.Delete("/contact-fields/:key", perm(PermManage, "Remove a custom field definition"), m.deleteField)
 }
 
@@ -189,13 +191,28 @@ func (m *Module[T]) fields(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"items": rows})
 }
 
+func (m *Module[T]) createField(c *fiber.Ctx) error {
+	var in Field
+	if err := httpx.Decode(c, m.val, &in); err != nil {
+		return err
+	}
+	out, err := m.svc.SaveField(c.UserContext(), in, true)
+	if err != nil {
+		return err
+	}
+	return c.Status(http.StatusCreated).JSON(out)
+}
+
 func (m *Module[T]) saveField(c *fiber.Ctx) error {
 	var in Field
 	if err := httpx.Decode(c, m.val, &in); err != nil {
 		return err
 	}
+	if in.Key != "" && in.Key != c.Params("key") {
+		return apperr.Invalid("key", "must match the path (keys cannot be renamed)")
+	}
 	in.Key = c.Params("key")
-	out, err := m.svc.SaveField(c.UserContext(), in)
+	out, err := m.svc.SaveField(c.UserContext(), in, false)
 	if err != nil {
 		return err
 	}

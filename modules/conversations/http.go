@@ -36,7 +36,9 @@ var (
 )
 
 // Permissions returns the inbox's catalogue entries.
-func Permissions() []access.Permission { return []access.Permission{PermRead, PermWrite, PermBulk, PermCanned} }
+func Permissions() []access.Permission {
+	return []access.Permission{PermRead, PermWrite, PermBulk, PermCanned}
+}
 
 func perm(p access.Permission, summary string) access.Spec {
 	s := access.Perm(p, summary)
@@ -412,21 +414,9 @@ func urlEscape(s string) string {
 // tenant follows from it), let the adapter check the signature and parse, store, answer.
 func (m *Module) hook(c *fiber.Ctx) error {
 	typ, publicID := c.Params("type"), c.Params("public_id")
-	ctx := c.UserContext()
-	org, channelID, routeType, err := m.channels.Route(ctx, "hook:"+publicID)
-	if err != nil || routeType != typ {
-		return fmt.Errorf("hook %s/%s: %w", typ, publicID, apperr.ErrNotFound)
-	}
-	ctx, _, err = m.svc.orgContext(ctx, org)
+	ctx, ch, err := m.channels.Resolve(c.UserContext(), "hook:"+publicID, typ)
 	if err != nil {
 		return err
-	}
-	ch, status, err := m.channels.Open(ctx, channelID)
-	if err != nil {
-		return err
-	}
-	if status != channels.StatusActive {
-		return fmt.Errorf("channel %s is disabled: %w", channelID, apperr.ErrNotFound)
 	}
 	p, ok := m.channels.Registry().Provider(ch.Type)
 	if !ok {
@@ -474,20 +464,9 @@ func queryString(c *fiber.Ctx) string {
 // IngestTo is what the e-mail receiver and the widget call: store a delivery for a channel
 // found by a route key.
 func (s *Service) IngestTo(ctx context.Context, routeKey string, b func(ch provider.Channel) (provider.Batch, error)) (IngestResult, error) {
-	org, channelID, _, err := s.channels.Route(ctx, routeKey)
+	ctx, ch, err := s.channels.Resolve(ctx, routeKey, "")
 	if err != nil {
 		return IngestResult{}, err
-	}
-	ctx, _, err = s.orgContext(ctx, org)
-	if err != nil {
-		return IngestResult{}, err
-	}
-	ch, status, err := s.channels.Open(ctx, channelID)
-	if err != nil {
-		return IngestResult{}, err
-	}
-	if status != channels.StatusActive {
-		return IngestResult{}, fmt.Errorf("channel %s is disabled: %w", channelID, apperr.ErrNotFound)
 	}
 	batch, err := b(ch)
 	if err != nil {

@@ -187,16 +187,16 @@ func (s *Service) Get(ctx context.Context, id uuid.UUID) (Conversation, error) {
 
 // UpdateInput changes a conversation; absent fields stay.
 type UpdateInput struct {
-	Status       *string         `json:"status"`
-	SnoozedUntil *time.Time      `json:"snoozed_until"`
-	Priority     *string         `json:"priority"`
-	Type         *string         `json:"type"`
-	AssigneeID   *string         `json:"assignee_id"` // "" unassigns
-	Team         *string         `json:"team"`
-	Tags         *[]string       `json:"tags"`
-	AddTags      []string        `json:"add_tags"`
-	Attributes   map[string]any  `json:"attributes"`
-	Subject      *string         `json:"subject"`
+	Status       *string        `json:"status"`
+	SnoozedUntil *time.Time     `json:"snoozed_until"`
+	Priority     *string        `json:"priority"`
+	Type         *string        `json:"type"`
+	AssigneeID   *string        `json:"assignee_id"` // "" unassigns
+	Team         *string        `json:"team"`
+	Tags         *[]string      `json:"tags"`
+	AddTags      []string       `json:"add_tags"`
+	Attributes   map[string]any `json:"attributes"`
+	Subject      *string        `json:"subject"`
 }
 
 // MemberCheck says whether a user may be assigned conversations of the tenant in ctx.
@@ -485,6 +485,37 @@ func (s *Service) Timeline(ctx context.Context, contactID uuid.UUID, limit int, 
 		out = append(out, TimelineItem{ID: r.ID, Kind: kind, At: r.CreatedAt, ConversationID: r.ConversationID, ChannelID: r.ChannelID,
 			ChannelType: r.ChannelType, Direction: r.Direction, AuthorKind: r.AuthorKind, ContentType: r.ContentType,
 			Content: preview(r.Content, r.ContentType), Status: r.Status})
+	}
+	return out, nil
+}
+
+// ContactMessages returns the public messages (no notes) of a contact's conversations on one
+// channel, oldest first after the cursor (a message id): the widget's thread.
+func (s *Service) ContactMessages(ctx context.Context, channelID, contactID uuid.UUID, limit int, after string) ([]Message, error) {
+	var rows []Message
+	err := s.db.Run(ctx, func(tx *gorm.DB) error {
+		q := tx.Where("channel_id = ? AND private = ? AND conversation_id IN (?)", channelID, false,
+			tx.Model(&Conversation{}).Select("id").Where("channel_id = ? AND contact_id = ?", channelID, contactID)).
+			Order("id").Limit(limit + 1)
+		if after != "" {
+			q = q.Where("id > ?", after)
+		}
+		return q.Find(&rows).Error
+	})
+	if err != nil {
+		return nil, fmt.Errorf("conversations: contact messages: %w", err)
+	}
+	return rows, s.fillMessages(ctx, rows)
+}
+
+// ContactConversations returns the ids of a contact's conversations on a channel.
+func (s *Service) ContactConversations(ctx context.Context, channelID, contactID uuid.UUID) ([]uuid.UUID, error) {
+	var out []uuid.UUID
+	err := s.db.Run(ctx, func(tx *gorm.DB) error {
+		return tx.Model(&Conversation{}).Where("channel_id = ? AND contact_id = ?", channelID, contactID).Pluck("id", &out).Error
+	})
+	if err != nil {
+		return nil, fmt.Errorf("conversations: contact conversations: %w", err)
 	}
 	return out, nil
 }

@@ -228,7 +228,7 @@ func (s *Service) ingestMessage(ctx context.Context, ch provider.Channel, m prov
 				OccurredAt: msg.CreatedAt, Dimensions: map[string]string{"channel": ch.Type}}}
 			if created {
 				evs = append(evs, billing.Event{Meter: "conversations", Quantity: 1, IdempotencyKey: "conv:" + conv.ID.String(),
-					OccurredAt: msg.CreatedAt, Dimensions: map[string]string{"channel": ch.Type}})
+					OccurredAt: msg.CreatedAt, Dimensions: map[string]string{"channel": ch.Type, "conversation_id": conv.ID.String()}})
 			}
 			if _, err := s.usage.Record(ctx, "conversations", evs); err != nil {
 				return fmt.Errorf("conversations: record usage: %w", err)
