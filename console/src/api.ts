@@ -4,16 +4,31 @@
 import type {
   AdminTenant,
   ApiKey,
+  Attachment,
   AuditEvent,
   BillingAccount,
   BillingRun,
+  CannedInput,
+  CannedResponse,
+  Channel,
+  ChannelInput,
+  ChannelType,
+  ChannelUpdate,
+  Contact,
+  ContactField,
+  ContactInput,
+  Conversation,
+  ConversationQuery,
+  ConversationUpdate,
   CreatedApiKey,
   DevMail,
+  ImportResult,
   Invitation,
   InvitationPreview,
   Invoice,
   Me,
   Member,
+  Message,
   Page,
   Permission,
   Plan,
@@ -24,6 +39,7 @@ import type {
   Role,
   SessionStart,
   SubscriptionChange,
+  TimelineItem,
   UsageReport,
 } from './types'
 
@@ -80,6 +96,10 @@ interface RequestOptions {
   query?: Query
   /** Answer the body as text (an HTML document) instead of JSON. */
   text?: boolean
+  /** A multipart body (file uploads); the browser sets its Content-Type. */
+  form?: FormData
+  /** Answer the body as a Blob (a file download). */
+  blob?: boolean
 }
 
 function withQuery(path: string, query: Query | undefined): string {
@@ -104,7 +124,8 @@ async function toProblemError(res: Response): Promise<ProblemError> {
 }
 
 export async function request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
-  const headers = new Headers({ Accept: options.text ? 'text/html, application/problem+json' : 'application/json' })
+  const accept = options.text ? 'text/html, application/problem+json' : options.blob ? '*/*' : 'application/json'
+  const headers = new Headers({ Accept: accept })
   if (options.body !== undefined) headers.set('Content-Type', 'application/json')
   const csrf = context.csrfToken()
   if (method !== 'GET' && csrf) headers.set('X-CSRF-Token', csrf)
@@ -118,7 +139,7 @@ export async function request<T>(method: string, path: string, options: RequestO
     res = await fetch(withQuery(path, options.query), {
       method,
       headers,
-      body: options.body === undefined ? undefined : JSON.stringify(options.body),
+      body: options.form ?? (options.body === undefined ? undefined : JSON.stringify(options.body)),
       // The console is always served from the API's own origin (embedded in
       // the Go binary, or through the Vite proxy), so the cookie never leaves it.
       credentials: 'same-origin',
@@ -128,6 +149,7 @@ export async function request<T>(method: string, path: string, options: RequestO
   }
   if (!res.ok) throw await toProblemError(res)
   if (options.text) return (await res.text()) as T
+  if (options.blob) return (await res.blob()) as T
   // 202 and 204 answers carry no JSON document (a 202 may say "Accepted" in plain text).
   if (!(res.headers.get('Content-Type') ?? '').includes('json')) return undefined as T
   return (await res.json()) as T
@@ -228,6 +250,78 @@ export const api = {
   createPlan: (body: PlanInput) => request<Plan>('POST', '/api/v1/admin/plans', { body }),
   billingRun: (body: { period: string; finalize: boolean }) => request<BillingRun>('POST', '/api/v1/admin/billing-runs', { body }),
   revenue: (period: string) => request<Revenue>('GET', '/api/v1/admin/revenue', { query: { period } }),
+
+  // The inbox (docs/api-console-contract.md, "Omnichannel contact").
+  conversations: (query: ConversationQuery) =>
+    request<Page<Conversation>>('GET', '/api/v1/conversations', { query: { ...query } }),
+  conversation: (conversationId: string) => request<Conversation>('GET', `/api/v1/conversations/${id(conversationId)}`),
+  updateConversation: (conversationId: string, body: ConversationUpdate) =>
+    request<Conversation>('PATCH', `/api/v1/conversations/${id(conversationId)}`, { body }),
+  bulkUpdateConversations: (ids: string[], update: ConversationUpdate) =>
+    request<{ updated: number }>('POST', '/api/v1/conversations/bulk', { body: { ids, update } }),
+  markRead: (conversationId: string) => request<void>('POST', `/api/v1/conversations/${id(conversationId)}/read`),
+  /** Oldest first; the cursor is the last message id seen. Notes are included. */
+  messages: (conversationId: string, cursor?: string | null) =>
+    request<Page<Message>>('GET', `/api/v1/conversations/${id(conversationId)}/messages`, {
+      query: { private: 'true', limit: PAGE_SIZE, cursor },
+    }),
+  reply: (conversationId: string, body: { content: string; attachments: string[] }) =>
+    request<Message>('POST', `/api/v1/conversations/${id(conversationId)}/messages`, { body }),
+  retryMessage: (conversationId: string, messageId: string) =>
+    request<Message>('POST', `/api/v1/conversations/${id(conversationId)}/messages/${id(messageId)}/retry`),
+  addNote: (conversationId: string, body: { content: string; mentions: string[] }) =>
+    request<Message>('POST', `/api/v1/conversations/${id(conversationId)}/notes`, { body }),
+  cannedResponses: () => listAll<CannedResponse>('/api/v1/canned-responses'),
+  createCanned: (body: CannedInput) => request<CannedResponse>('POST', '/api/v1/canned-responses', { body }),
+  updateCanned: (cannedId: string, body: CannedInput) =>
+    request<CannedResponse>('PUT', `/api/v1/canned-responses/${id(cannedId)}`, { body }),
+  deleteCanned: (cannedId: string) => request<void>('DELETE', `/api/v1/canned-responses/${id(cannedId)}`),
+  /** A canned response with its placeholders filled for this conversation. */
+  renderCanned: (conversationId: string, cannedId: string) =>
+    request<{ content: string }>('GET', `/api/v1/conversations/${id(conversationId)}/canned-responses/${id(cannedId)}`),
+  uploadAttachment: (file: File) => {
+    const form = new FormData()
+    form.append('file', file)
+    return request<Attachment>('POST', '/api/v1/attachments', { form })
+  },
+  /** The file, fetched in the current organisation (a plain link would use the default one). */
+  downloadAttachment: (attachmentId: string) => request<Blob>('GET', `/api/v1/attachments/${id(attachmentId)}`, { blob: true }),
+
+  // Contacts.
+  contacts: (query: { q?: string; tag?: string; cursor?: string | null; limit?: number }) =>
+    request<Page<Contact>>('GET', '/api/v1/contacts', { query: { ...query } }),
+  contact: (contactId: string) => request<Contact>('GET', `/api/v1/contacts/${id(contactId)}`),
+  createContact: (body: ContactInput) => request<Contact>('POST', '/api/v1/contacts', { body }),
+  updateContact: (contactId: string, body: ContactInput) =>
+    request<Contact>('PATCH', `/api/v1/contacts/${id(contactId)}`, { body }),
+  removeIdentity: (contactId: string, identityId: string) =>
+    request<void>('DELETE', `/api/v1/contacts/${id(contactId)}/identities/${id(identityId)}`),
+  /** Newest first; the cursor is the last item's id. */
+  timeline: (contactId: string, cursor?: string | null, limit = 20) =>
+    request<Page<TimelineItem>>('GET', `/api/v1/contacts/${id(contactId)}/timeline`, { query: { cursor, limit } }),
+  /** The winner keeps its id and gains the loser's identities and conversations. */
+  mergeContacts: (winnerId: string, loserId: string) =>
+    request<Contact>('POST', '/api/v1/contacts/merge', { body: { winner_id: winnerId, loser_id: loserId } }),
+  exportContacts: () => request<Blob>('GET', '/api/v1/contacts/export', { blob: true }),
+  importContacts: (file: File) => {
+    const form = new FormData()
+    form.append('file', file)
+    return request<ImportResult>('POST', '/api/v1/contacts/import', { form })
+  },
+  contactFields: () => request<{ items: ContactField[] }>('GET', '/api/v1/contact-fields'),
+  saveContactField: (key: string, body: Omit<ContactField, 'key' | 'created_at'>) =>
+    request<ContactField>('PUT', `/api/v1/contact-fields/${id(key)}`, { body }),
+  deleteContactField: (key: string) => request<void>('DELETE', `/api/v1/contact-fields/${id(key)}`),
+
+  // Channels.
+  channelTypes: () => request<{ items: ChannelType[] }>('GET', '/api/v1/channel-types'),
+  channels: () => listAll<Channel>('/api/v1/channels'),
+  channel: (channelId: string) => request<Channel>('GET', `/api/v1/channels/${id(channelId)}`),
+  createChannel: (body: ChannelInput) => request<Channel>('POST', '/api/v1/channels', { body }),
+  updateChannel: (channelId: string, body: ChannelUpdate) =>
+    request<Channel>('PATCH', `/api/v1/channels/${id(channelId)}`, { body }),
+  /** Re-runs the provider set-up; the answer's last_error says how it went ("" is fine). */
+  testChannel: (channelId: string) => request<Channel>('POST', `/api/v1/channels/${id(channelId)}/test`),
 
   // Newest first: the first page holds the mail a test or developer is after.
   devMailbox: () => request<Page<DevMail>>('GET', '/api/v1/dev/mailbox', { query: { limit: PAGE_SIZE } }),

@@ -297,3 +297,226 @@ export interface Revenue {
   margin_by_vendor: MarginRow[] | null
   margin_by_agent: MarginRow[] | null
 }
+
+// ——— Omnichannel contact: inbox, contacts, channels, realtime. ———
+
+export type ConversationStatus = 'open' | 'pending' | 'snoozed' | 'resolved' | 'closed'
+export type ConversationPriority = 'low' | 'normal' | 'high' | 'urgent'
+export type ConversationType = 'service' | 'complaint' | 'sales' | 'field'
+
+export interface Conversation {
+  id: string
+  channel_id: string
+  /** Absent on a conversation.created event's payload of an older server; the list fills it. */
+  channel_type?: string
+  contact_id: string
+  contact_name: string
+  status: ConversationStatus
+  snoozed_until: string | null
+  priority: ConversationPriority
+  type: ConversationType
+  assignee_id: string | null
+  team: string
+  subject: string
+  /** null on a conversation.created event's payload. */
+  tags: string[] | null
+  unread: number
+  preview: string
+  last_message_at: string
+  first_response_at: string | null
+  resolved_at: string | null
+  created_at: string
+  updated_at: string
+  attributes?: Record<string, unknown> | null
+}
+
+/** PATCH /conversations/:id: absent fields stay; assignee_id "" unassigns; tags replaces, add_tags adds. */
+export interface ConversationUpdate {
+  status?: ConversationStatus
+  snoozed_until?: string
+  priority?: ConversationPriority
+  type?: ConversationType
+  assignee_id?: string
+  team?: string
+  tags?: string[]
+  add_tags?: string[]
+  attributes?: Record<string, unknown>
+  subject?: string
+}
+
+export interface ConversationQuery {
+  status?: string
+  assignee?: string
+  channel_id?: string
+  contact_id?: string
+  tag?: string
+  priority?: string
+  type?: string
+  limit?: number
+  cursor?: string | null
+}
+
+export interface Attachment {
+  id: string
+  message_id: string | null
+  conversation_id: string | null
+  filename: string
+  content_type: string
+  size: number
+  status: string
+  created_at: string
+}
+
+export type MessageDirection = 'in' | 'out' | 'internal'
+
+export interface Message {
+  id: string
+  conversation_id: string
+  channel_id: string
+  direction: MessageDirection
+  author_kind: 'contact' | 'agent' | 'bot' | 'system'
+  author_id: string
+  private: boolean
+  content: string
+  content_type: string
+  /** Sanitised HTML of an e-mail. */
+  html?: string
+  provider_id?: string | null
+  /** received, queued, sent, delivered, read, failed or note. */
+  status: string
+  failure_reason: string
+  attempts?: number
+  created_at: string
+  updated_at?: string
+  mentions?: string[]
+  attachments: Attachment[] | null
+}
+
+export interface CannedResponse {
+  id: string
+  shortcut: string
+  title: string
+  content: string
+  created_by?: string
+  created_at?: string
+  updated_at?: string
+}
+
+export interface CannedInput {
+  shortcut: string
+  title: string
+  content: string
+}
+
+export interface ContactIdentity {
+  id: string
+  kind: string
+  value: string
+  created_at: string
+}
+
+export interface Contact {
+  id: string
+  name: string
+  locale: string
+  company: string
+  merged_into: string | null
+  last_activity_at: string | null
+  created_at: string
+  updated_at: string
+  attributes: Record<string, unknown> | null
+  tags: string[] | null
+  identities: ContactIdentity[] | null
+}
+
+/** POST /contacts and PATCH /contacts/:id; identities given are added. */
+export interface ContactInput {
+  name?: string
+  locale?: string
+  company?: string
+  attributes?: Record<string, unknown>
+  tags?: string[]
+  identities?: { kind: string; value: string }[]
+}
+
+export interface TimelineItem {
+  id: string
+  kind: 'message' | 'note' | 'conversation'
+  at: string
+  conversation_id: string
+  channel_id: string
+  channel_type: string
+  direction?: string
+  author_kind?: string
+  content_type?: string
+  content: string
+  status?: string
+}
+
+export interface ImportRowError {
+  row: number
+  field: string
+  message: string
+}
+
+export interface ImportResult {
+  created: number
+  updated: number
+  errors: ImportRowError[] | null
+}
+
+export interface ContactField {
+  key: string
+  label: string
+  type: 'text' | 'number' | 'boolean' | 'date' | 'select'
+  options: string[] | null
+  created_at?: string
+}
+
+export interface ChannelType {
+  type: string
+  required: string[]
+  optional: string[]
+  secret: string[]
+  defaults: Record<string, string> | null
+}
+
+export interface Channel {
+  id: string
+  public_id: string
+  type: string
+  name: string
+  /** active or disabled. */
+  status: string
+  /** The non-secret settings. */
+  config: Record<string, string> | null
+  /** Which secrets hold a value (never the values). */
+  secrets_set: string[] | null
+  /** Where the provider posts (the channel's inbound webhook). */
+  webhook_url?: string
+  last_error: string
+  created_at: string
+  updated_at: string
+}
+
+export interface ChannelInput {
+  type: string
+  name: string
+  config: Record<string, string>
+}
+
+/** PATCH /channels/:id: a config key set to "" removes an optional key; secrets not named keep their value. */
+export interface ChannelUpdate {
+  name?: string
+  status?: string
+  config?: Record<string, string>
+}
+
+/** One frame of GET /api/v1/realtime. */
+export interface RealtimeEvent {
+  id: string
+  kind: string
+  conversation_id?: string | null
+  payload: unknown
+  at: string
+}

@@ -1,1 +1,0 @@
-import"./vue-i18n-CGPWVijh.js";

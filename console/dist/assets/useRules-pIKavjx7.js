@@ -1,0 +1,1 @@
+import{n as e}from"./vue-i18n-CUin6cBx.js";function t(){let{t}=e();return{required:()=>({required:!0,whitespace:!0,message:t(`validation.required`),trigger:`blur`}),email:()=>({type:`email`,message:t(`validation.email`),trigger:`blur`}),password:()=>({min:10,message:t(`validation.passwordLength`,{min:10}),trigger:`blur`})}}export{t};

@@ -1,0 +1,1 @@
+import{Ft as e}from"./vue-i18n-CUin6cBx.js";var t=t=>[``,...e].includes(t);export{t};

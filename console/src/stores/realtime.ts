@@ -1,0 +1,133 @@
+import { computed, ref } from 'vue'
+import { defineStore } from 'pinia'
+import { api } from '../api'
+import { applyEvent, EMPTY_VIEW, matchesView, unreadConversations, upsertConversation, type InboxView } from '../inbox'
+import { RealtimeClient, realtimeUrl, type RealtimeStatus } from '../realtime'
+import type { Conversation, RealtimeEvent } from '../types'
+import { useSessionStore } from './session'
+
+/** What a page wants to hear from the live connection. */
+export interface RealtimeListener {
+  event?(ev: RealtimeEvent): void
+  /** Every 5 s while disconnected: reload what is on screen. */
+  poll?(): void
+  /** The connection came back after a drop: reload what was polled, the replay fills the rest. */
+  resync?(): void
+}
+
+/** How many conversations the overview holds: enough for the badge and the views' counts. */
+const OVERVIEW_SIZE = 100
+const TYPING_EVERY_MS = 3_000
+
+/**
+ * The one realtime connection of the console: the inbox subscribes to its events, and the
+ * navigation's badge reads the unread count of its overview (the latest conversations that
+ * are not closed, kept current by the same events).
+ */
+export const useRealtimeStore = defineStore('realtime', () => {
+  const session = useSessionStore()
+  const status = ref<RealtimeStatus>('idle')
+  const overview = ref<Conversation[]>([])
+  /** The conversation open in the inbox: its new messages are read already. */
+  const openId = ref<string | null>(null)
+  const listeners = new Set<RealtimeListener>()
+  let client: RealtimeClient | null = null
+  let connectedOrg: string | null = null
+  const fetching = new Set<string>()
+  const typingSent = new Map<string, number>()
+
+  const me = () => session.me?.user.id ?? ''
+
+  const unread = computed(() => unreadConversations(overview.value))
+
+  /** Conversations with unread messages in a view (mine, unassigned, …) of the overview. */
+  function unreadIn(view: InboxView): number {
+    return overview.value.filter((c) => c.unread > 0 && matchesView(c, view, me())).length
+  }
+
+  async function loadOverview(): Promise<void> {
+    try {
+      const page = await api.conversations({ limit: OVERVIEW_SIZE })
+      overview.value = page.items
+    } catch {
+      // The badge is a hint: it stays as it was until the next event or poll.
+    }
+  }
+
+  function fetchMissing(ids: string[]): void {
+    for (const id of ids) {
+      if (fetching.has(id)) continue
+      fetching.add(id)
+      api
+        .conversation(id)
+        .then((c) => {
+          overview.value = upsertConversation(overview.value, c, EMPTY_VIEW, me())
+        })
+        .catch(() => {})
+        .finally(() => fetching.delete(id))
+    }
+  }
+
+  function handle(ev: RealtimeEvent): void {
+    const r = applyEvent(overview.value, ev, { view: EMPTY_VIEW, me: me(), openId: openId.value })
+    overview.value = r.items
+    fetchMissing(r.fetch)
+    for (const l of listeners) l.event?.(ev)
+  }
+
+  function connect(org: string): void {
+    connectedOrg = org
+    client = new RealtimeClient({
+      // A WebSocket carries no custom headers: the organisation goes in the query.
+      url: (since) => realtimeUrl(window.location, since, { org }),
+      onEvent: handle,
+      onPoll: () => {
+        void loadOverview()
+        for (const l of listeners) l.poll?.()
+      },
+      onResync: () => {
+        void loadOverview()
+        for (const l of listeners) l.resync?.()
+      },
+      onStatus: (s) => (status.value = s),
+    })
+    client.start()
+    void loadOverview()
+  }
+
+  /** Connects for the current organisation when the user may read the inbox; otherwise disconnects. */
+  function sync(): void {
+    const org = session.me?.current_org
+    const wanted = org && org.kind === 'tenant' && session.can('conversations:read') ? org.id : null
+    if (wanted === connectedOrg) return
+    stop()
+    if (wanted) connect(wanted)
+  }
+
+  function stop(): void {
+    client?.stop()
+    client = null
+    connectedOrg = null
+    overview.value = []
+    status.value = 'idle'
+  }
+
+  function subscribe(listener: RealtimeListener): () => void {
+    listeners.add(listener)
+    return () => listeners.delete(listener)
+  }
+
+  /** Tells the others that the agent is typing in a conversation, at most every few seconds. */
+  function sendTyping(conversationId: string): void {
+    const now = Date.now()
+    if (now - (typingSent.get(conversationId) ?? 0) < TYPING_EVERY_MS) return
+    if (client?.send({ type: 'typing', conversation_id: conversationId })) typingSent.set(conversationId, now)
+  }
+
+  /** Puts a conversation the inbox loaded or changed into the overview too. */
+  function remember(c: Conversation): void {
+    overview.value = upsertConversation(overview.value, c, EMPTY_VIEW, me())
+  }
+
+  return { status, overview, openId, unread, unreadIn, sync, stop, subscribe, sendTyping, remember, loadOverview }
+})
