@@ -165,7 +165,11 @@ func seed(ctx context.Context, a *app.App) error {
 	for _, l := range logins {
 		fmt.Printf("  %-26s %-24s %s\n", l.Email, l.Org, l.Role)
 	}
-	fmt.Println()
+	widget, err := a.SeedDemoInbox(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("Acme's demo chat widget: <script src=\"%s/widget.js\" data-channel=\"%s\" async></script>\n\n", a.Cfg.PublicURL, widget)
 	return nil
 }
 
