@@ -347,13 +347,30 @@ func TestCatchUpRacesAppends(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 		sub := subscribe(t, reader, e.acme, since, nil)
+		// A client reads as it goes; one that does not is closed as slow (tested below).
+		read := make(chan []realtime.Event, 1)
+		go func() {
+			var evs []realtime.Event
+			for ev := range sub.C {
+				if ev.Kind == "barrier" {
+					break
+				}
+				evs = append(evs, ev)
+			}
+			read <- evs
+		}()
 		wg.Wait()
 		close(errs)
 		for err := range errs {
 			t.Fatal(err)
 		}
 		mustAppend(t, writer, e.acme, "barrier", uuid.Nil, nil)
-		got := until(t, sub, "barrier")
+		var got []realtime.Event
+		select {
+		case got = <-read:
+		case <-time.After(30 * time.Second):
+			t.Fatal("no barrier within 30 s")
+		}
 
 		journal := e.journal(t, e.acme)
 		want := map[uuid.UUID]bool{}
@@ -418,7 +435,9 @@ func TestRolledBackEventIsNeitherDeliveredNorJournaled(t *testing.T) {
 func TestSlowSubscriberIsClosedWithoutBlockingOthers(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
 		h := e.hub(t)
-		realtime.SetBuffer(h, 8, 64)
+		// Room for a reader's scheduling hiccups (the fast one must never be closed), little
+		// enough for the test to outrun a reader that never reads.
+		realtime.SetBuffer(h, 128, 1024)
 		slow := subscribe(t, h, e.acme, uuid.Nil, nil)
 		fast := subscribe(t, h, e.acme, uuid.Nil, nil)
 		got := make(chan []realtime.Event, 1)
@@ -432,14 +451,15 @@ func TestSlowSubscriberIsClosedWithoutBlockingOthers(t *testing.T) {
 			}
 			got <- evs
 		}()
-		for i := range 40 {
+		const total = 300
+		for i := range total {
 			mustAppend(t, h, e.acme, "message.created", uuid.Nil, map[string]int{"i": i})
 		}
 		mustAppend(t, h, e.acme, "barrier", uuid.Nil, nil)
 		select {
 		case evs := <-got:
-			if len(evs) != 40 {
-				t.Fatalf("the reading subscriber got %d of 40 events", len(evs))
+			if len(evs) != total {
+				t.Fatalf("the reading subscriber got %d of %d events (closed: %v)", len(evs), total, fast.Err())
 			}
 		case <-time.After(20 * time.Second):
 			t.Fatal("the reading subscriber was held up")
@@ -448,14 +468,13 @@ func TestSlowSubscriberIsClosedWithoutBlockingOthers(t *testing.T) {
 		for range slow.C {
 			n++
 		}
-		if n != 8 || !errors.Is(slow.Err(), realtime.ErrSlowConsumer) {
-			t.Fatalf("slow subscriber: %d buffered events then %v; want 8 then ErrSlowConsumer", n, slow.Err())
+		if n != 128 || !errors.Is(slow.Err(), realtime.ErrSlowConsumer) {
+			t.Fatalf("slow subscriber: %d buffered events then %v; want 128 then ErrSlowConsumer", n, slow.Err())
 		}
 		// It catches up from its last id like any reconnecting client.
-		last := e.journal(t, e.acme)[7]
-		again := subscribe(t, h, e.acme, last, nil)
-		if evs := until(t, again, "barrier"); len(evs) != 32 {
-			t.Fatalf("catching up after the slow close gave %d events, want 32", len(evs))
+		last := e.journal(t, e.acme)[127]
+		if n := len(until(t, subscribe(t, h, e.acme, last, nil), "barrier")); n != total-128 {
+			t.Fatalf("catching up after the slow close gave %d events, want %d", n, total-128)
 		}
 	})
 }
