@@ -37,6 +37,10 @@ type IngestResult struct {
 // errDuplicate rolls back a message that another delivery stored first.
 var errDuplicate = errors.New("conversations: duplicate delivery")
 
+// errNoThread rolls back an auto-reply that belongs to no thread, with the contact its sender
+// would have become: a bounce or a vacation responder leaves nothing behind.
+var errNoThread = errors.New("conversations: auto-reply outside any thread")
+
 const (
 	maxContent = 64 << 10
 	maxPreview = 140
@@ -173,8 +177,11 @@ func (s *Service) ingestMessage(ctx context.Context, ch provider.Channel, m prov
 			return err
 		}
 		conv, created, err := s.threadFor(ctx, ch, contactID, m)
-		if err != nil || conv.ID == uuid.Nil {
-			return err // nil conversation: an auto-reply with no thread to join
+		if err != nil {
+			return err
+		}
+		if conv.ID == uuid.Nil {
+			return errNoThread
 		}
 		meta, _ := json.Marshal(messageMeta{Subject: m.Subject, InReplyTo: m.InReplyTo, References: m.References, AutoReply: m.AutoReply})
 		now := s.now()
@@ -254,6 +261,9 @@ func (s *Service) ingestMessage(ctx context.Context, ch provider.Channel, m prov
 	})
 	if errors.Is(err, errDuplicate) {
 		return s.knownDelivery(ctx, ch.ID, pid)
+	}
+	if errors.Is(err, errNoThread) {
+		return uuid.Nil, false, nil
 	}
 	if err != nil {
 		return uuid.Nil, false, err
