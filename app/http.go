@@ -24,6 +24,7 @@ import (
 	"github.com/switchboard-cloud/switchboard/internal/httpx"
 	"github.com/switchboard-cloud/switchboard/modules/access"
 	"github.com/switchboard-cloud/switchboard/modules/identity"
+	"github.com/switchboard-cloud/switchboard/modules/widget"
 	"github.com/switchboard-cloud/switchboard/tenant"
 )
 
@@ -63,6 +64,7 @@ func (a *App) buildHTTP() *fiber.App {
 	}
 
 	api := f.Group(APIPrefix)
+	api.Use("/widget", widget.Preflight)
 	api.Use(limiter.New(limiter.Config{
 		Max: a.Cfg.RatePerIP, Expiration: time.Minute,
 		LimitReached: func(*fiber.Ctx) error { return &apperr.RetryAfter{Err: apperr.ErrRateLimited, Seconds: 60} },

@@ -398,3 +398,20 @@ func (m *Module) ws(c *fiber.Ctx) error {
 	c.SetUserContext(ctx)
 	return m.live.ServeVisitor(c, tid, since, ch.ID, v.ContactID, convs)
 }
+
+// Preflight answers the browser's CORS preflight for the widget API (its JSON posts and the
+// X-Visitor-Token header need one). It grants nothing by itself: each request is checked
+// against the channel's allowed_origins when it arrives.
+func Preflight(c *fiber.Ctx) error {
+	if c.Method() != fiber.MethodOptions {
+		return c.Next()
+	}
+	if o := c.Get(fiber.HeaderOrigin); o != "" {
+		c.Set("Access-Control-Allow-Origin", o)
+		c.Set("Vary", "Origin")
+	}
+	c.Set("Access-Control-Allow-Methods", "GET, POST")
+	c.Set("Access-Control-Allow-Headers", "Content-Type, X-Visitor-Token")
+	c.Set("Access-Control-Max-Age", "600")
+	return c.SendStatus(fiber.StatusNoContent)
+}

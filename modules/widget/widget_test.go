@@ -54,6 +54,11 @@ func TestWidgetVisitorThread(t *testing.T) {
 			if strings.Contains(string(anon.Do("GET", base+"/config", nil).Body), "brand-signing-secret") {
 				t.Fatal("config leaks the identity secret")
 			}
+			// The browser's preflight for the JSON posts and the visitor token header.
+			pre := anon.Do("OPTIONS", base+"/messages", nil, "Origin", "https://www.acme.test", "Access-Control-Request-Method", "POST").Want(204)
+			if !strings.Contains(pre.Header.Get("Access-Control-Allow-Headers"), "X-Visitor-Token") || pre.Header.Get("Access-Control-Allow-Origin") != "https://www.acme.test" {
+				t.Fatalf("preflight headers: %v", pre.Header)
+			}
 			// A page of another site may not use the widget; the brand's may.
 			anon.Do("GET", base+"/config", nil, "Origin", "https://evil.test").Want(404)
 			if got := anon.Do("GET", base+"/config", nil, "Origin", "https://www.acme.test").Want(200).Header.Get("Access-Control-Allow-Origin"); got != "https://www.acme.test" {
