@@ -64,7 +64,7 @@ func (s *Service) Accepts(ctx context.Context, rcpt string) (bool, error) {
 // Deliver stores a received message in the channel of each recipient that has one. An error
 // makes the receiver answer 451, so the sending server tries again: nothing is lost.
 func (s *Service) Deliver(ctx context.Context, rcpts []string, raw []byte) error {
-	msg, err := s.mail.Parse(raw)
+	msg, err := s.parse(raw)
 	if err != nil {
 		return fmt.Errorf("mailin: parse: %w", err)
 	}
@@ -85,6 +85,19 @@ func (s *Service) Deliver(ctx context.Context, rcpts []string, raw []byte) error
 		s.log.InfoContext(ctx, "mail for no channel dropped", "rcpts", rcpts)
 	}
 	return nil
+}
+
+// parse reads a message and sanitises its HTML part once, before it is stored: every reader
+// of the inbox gets markup without scripts, handlers or javascript: links.
+func (s *Service) parse(raw []byte) (provider.InboundMessage, error) {
+	msg, err := s.mail.Parse(raw)
+	if err != nil {
+		return msg, err
+	}
+	if msg.HTML != "" {
+		msg.HTML = email.Sanitize(msg.HTML)
+	}
+	return msg, nil
 }
 
 // Receiver builds the SMTP server for addr's host name.
@@ -134,7 +147,7 @@ func (s *Service) HandlePoll(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	n, err := s.mail.Poll(ctx, ch.Config, func(raw []byte) error {
-		msg, err := s.mail.Parse(raw)
+		msg, err := s.parse(raw)
 		if err != nil {
 			// An unreadable message would fail on every poll: it is marked read and logged.
 			s.log.WarnContext(ctx, "unreadable mail skipped", "channel", ch.ID, "err", err)
