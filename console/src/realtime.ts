@@ -1,7 +1,11 @@
 // The console's realtime connection (GET /api/v1/realtime, a WebSocket). It remembers the id
 // of the last event it handed on and reconnects with ?since=<that id> after a drop, waiting
 // longer after each failed attempt, so nothing is missed; events seen twice (a replay that
-// overlaps) are dropped by id. While there is no connection it asks its owner to poll.
+// overlaps) are dropped by id. While there is no connection it asks its owner to poll, and
+// each time a connection opens it asks the owner to reload what it shows (what happened before
+// the socket was there, or what polling already brought in). When the server no longer keeps
+// the events after our id (close code 4410, or handshakes that keep failing, which is how a
+// browser sees the server's 410) it starts again without since.
 // Timers, the socket and randomness are injected so tests/realtime.test.ts drives it by hand.
 import type { RealtimeEvent } from './types'
 
@@ -12,11 +16,18 @@ export interface SocketLike {
   close(code?: number, reason?: string): void
   onopen: ((ev: unknown) => void) | null
   onmessage: ((ev: { data: unknown }) => void) | null
-  onclose: ((ev: unknown) => void) | null
+  onclose: ((ev: { code?: number }) => void) | null
   onerror: ((ev: unknown) => void) | null
 }
 
 const OPEN = 1
+
+/** The server's close codes (modules/realtime/conn.go). */
+export const CLOSE_POLICY = 1008
+export const CLOSE_RELOAD = 4410
+
+/** Handshakes in a row that fail before the client stops asking for events after its id. */
+const FAILURES_BEFORE_FRESH_START = 3
 
 export type RealtimeStatus = 'idle' | 'connecting' | 'open' | 'closed'
 
@@ -41,8 +52,10 @@ export interface RealtimeOptions {
   onEvent: (ev: RealtimeEvent) => void
   /** Called every pollMs while disconnected, so the page stays roughly current. */
   onPoll?: () => void
-  /** Called when a connection opens again after a drop (the owner may reload what it polled). */
+  /** Called whenever a connection opens: reload what is on screen (the replay brings the rest). */
   onResync?: () => void
+  /** The server closed the socket because the credentials no longer admit it (log in again). */
+  onAuthLost?: () => void
   onStatus?: (status: RealtimeStatus) => void
   timers?: Timers
   random?: () => number
@@ -83,15 +96,16 @@ function isEvent(v: unknown): v is RealtimeEvent {
 }
 
 export class RealtimeClient {
-  private readonly opts: Required<Omit<RealtimeOptions, 'onPoll' | 'onResync' | 'onStatus'>> &
-    Pick<RealtimeOptions, 'onPoll' | 'onResync' | 'onStatus'>
+  private readonly opts: Required<Omit<RealtimeOptions, 'onPoll' | 'onResync' | 'onStatus' | 'onAuthLost'>> &
+    Pick<RealtimeOptions, 'onPoll' | 'onResync' | 'onStatus' | 'onAuthLost'>
   private socket: SocketLike | null = null
   private reconnectTimer: unknown = null
   private pollTimer: unknown = null
   private attempt = 0
   private stopped = true
-  private everOpened = false
-  private droppedSinceOpen = false
+  /** Handshakes that failed since the last open. */
+  private failures = 0
+  private opened = false
   private readonly seen = new Set<string>()
   private readonly seenOrder: string[] = []
   private _lastId: string | null = null
@@ -174,15 +188,15 @@ export class RealtimeClient {
       return
     }
     this.socket = socket
+    this.opened = false
     socket.onopen = () => {
       if (this.socket !== socket) return
       this.attempt = 0
+      this.failures = 0
+      this.opened = true
       this.stopPolling()
       this.setStatus('open')
-      const resync = this.everOpened && this.droppedSinceOpen
-      this.everOpened = true
-      this.droppedSinceOpen = false
-      if (resync) this.opts.onResync?.()
+      this.opts.onResync?.()
     }
     socket.onmessage = (msg) => {
       if (this.socket !== socket || typeof msg.data !== 'string') return
@@ -194,9 +208,12 @@ export class RealtimeClient {
       }
       if (isEvent(parsed)) this.accept(parsed)
     }
-    socket.onclose = () => {
+    socket.onclose = (ev) => {
       if (this.socket !== socket) return
       this.socket = null
+      if (ev?.code === CLOSE_RELOAD) this._lastId = null
+      if (ev?.code === CLOSE_POLICY) this.opts.onAuthLost?.()
+      if (!this.opened && ++this.failures >= FAILURES_BEFORE_FRESH_START) this._lastId = null
       this.dropped()
     }
     // A failed handshake is followed by close, which does the work.
@@ -205,7 +222,6 @@ export class RealtimeClient {
 
   private dropped(): void {
     if (this.stopped) return
-    this.droppedSinceOpen = true
     this.setStatus('closed')
     this.startPolling()
     const delay = backoffDelay(this.attempt, this.opts.baseDelayMs, this.opts.maxDelayMs, this.opts.random)

@@ -26,10 +26,10 @@ class FakeSocket implements SocketLike {
   serverSends(ev: Partial<RealtimeEvent> | string): void {
     this.onmessage?.({ data: typeof ev === 'string' ? ev : JSON.stringify(ev) })
   }
-  serverCloses(): void {
+  serverCloses(code = 1006): void {
     this.readyState = 3
     this.onerror?.({})
-    this.onclose?.({})
+    this.onclose?.({ code })
   }
 }
 
@@ -79,6 +79,7 @@ function setup(extra: { random?: () => number } = {}) {
   const statuses: RealtimeStatus[] = []
   let polls = 0
   let resyncs = 0
+  let authLost = 0
   const client = new RealtimeClient({
     url: (since) => realtimeUrl({ protocol: 'http:', host: 'console.test' }, since),
     connect: (url) => {
@@ -89,6 +90,7 @@ function setup(extra: { random?: () => number } = {}) {
     onEvent: (ev) => events.push(ev),
     onPoll: () => polls++,
     onResync: () => resyncs++,
+    onAuthLost: () => authLost++,
     onStatus: (s) => statuses.push(s),
     timers: clock,
     random: extra.random ?? (() => 1),
@@ -98,7 +100,7 @@ function setup(extra: { random?: () => number } = {}) {
     seenLimit: 3,
   })
   const last = () => sockets[sockets.length - 1] as FakeSocket
-  return { clock, sockets, events, statuses, client, last, polls: () => polls, resyncs: () => resyncs }
+  return { clock, sockets, events, statuses, client, last, polls: () => polls, resyncs: () => resyncs, authLost: () => authLost }
 }
 
 const ev = (id: string, kind = 'message.created'): RealtimeEvent => ({ id, kind, conversation_id: 'c1', payload: {}, at: '2025-01-01T00:00:00Z' })
@@ -199,10 +201,11 @@ describe('RealtimeClient', () => {
     expect(t.events.map((e) => e.id)).toEqual(['1', '2', '3', '4', '1'])
   })
 
-  it('polls every 5 s only while disconnected, and asks for a resync when the connection comes back', () => {
+  it('polls every 5 s only while disconnected, and asks for a resync whenever a connection opens', () => {
     const t = setup({ random: () => 0 })
     t.client.start()
     t.last().serverOpens()
+    expect(t.resyncs()).toBe(1)
     t.clock.advance(20_000)
     expect(t.polls()).toBe(0)
 
@@ -214,21 +217,52 @@ describe('RealtimeClient', () => {
     }
     t.clock.advance(3_000) // 15 s since the drop
     expect(t.polls()).toBe(3)
-    expect(t.resyncs()).toBe(0)
+    expect(t.resyncs()).toBe(1)
 
     t.clock.advance(10_000)
     t.last().serverOpens()
-    expect(t.resyncs()).toBe(1)
+    expect(t.resyncs()).toBe(2)
     const polled = t.polls()
     t.clock.advance(30_000)
     expect(t.polls()).toBe(polled)
   })
 
-  it('does not resync on the first connection', () => {
+  it('starts again without since when the server no longer keeps the events after it (4410)', () => {
     const t = setup()
     t.client.start()
     t.last().serverOpens()
-    expect(t.resyncs()).toBe(0)
+    t.last().serverSends(ev('e1'))
+    t.last().serverCloses(4410)
+    expect(t.client.lastId).toBeNull()
+    t.clock.advance(500)
+    expect(t.last().url).toBe('ws://console.test/api/v1/realtime')
+    t.last().serverOpens()
+    expect(t.resyncs()).toBe(2)
+  })
+
+  it('gives up its since after three failed handshakes in a row (a browser sees the 410 only as a failure)', () => {
+    const t = setup()
+    t.client.start()
+    t.last().serverOpens()
+    t.last().serverSends(ev('e1'))
+    t.last().serverCloses()
+    for (let i = 0; i < 3; i++) {
+      t.clock.advance(10_000)
+      expect(t.last().url).toBe('ws://console.test/api/v1/realtime?since=e1')
+      t.last().serverCloses()
+    }
+    t.clock.advance(10_000)
+    expect(t.last().url).toBe('ws://console.test/api/v1/realtime')
+  })
+
+  it('says when the server closed for lost credentials (1008), and keeps trying', () => {
+    const t = setup()
+    t.client.start()
+    t.last().serverOpens()
+    t.last().serverCloses(1008)
+    expect(t.authLost()).toBe(1)
+    t.clock.advance(500)
+    expect(t.sockets).toHaveLength(2)
   })
 
   it('sends frames only while open, and stop closes the socket and cancels every timer', () => {

@@ -32,6 +32,7 @@ export const useRealtimeStore = defineStore('realtime', () => {
   const openId = ref<string | null>(null)
   const listeners = new Set<RealtimeListener>()
   let client: RealtimeClient | null = null
+  let pollTimer: ReturnType<typeof setInterval> | null = null
   let connectedOrg: string | null = null
   const fetching = new Set<string>()
   const typingSent = new Map<string, number>()
@@ -75,38 +76,51 @@ export const useRealtimeStore = defineStore('realtime', () => {
     for (const l of listeners) l.event?.(ev)
   }
 
-  function connect(org: string): void {
+  function poll(): void {
+    void loadOverview()
+    for (const l of listeners) l.poll?.()
+  }
+
+  function connect(org: string, live: boolean): void {
     connectedOrg = org
+    void loadOverview()
+    if (!live) {
+      // Reading the inbox without the live stream (an analyst): polling is all there is.
+      status.value = 'closed'
+      pollTimer = setInterval(poll, 5_000)
+      return
+    }
     client = new RealtimeClient({
       // A WebSocket carries no custom headers: the organisation goes in the query.
       url: (since) => realtimeUrl(window.location, since, { org }),
       onEvent: handle,
-      onPoll: () => {
-        void loadOverview()
-        for (const l of listeners) l.poll?.()
-      },
+      onPoll: poll,
       onResync: () => {
         void loadOverview()
         for (const l of listeners) l.resync?.()
       },
+      // Logged out or no longer allowed: /me says which, and sync() follows it.
+      onAuthLost: () => void session.loadMe().catch(() => {}),
       onStatus: (s) => (status.value = s),
     })
     client.start()
-    void loadOverview()
   }
 
   /** Connects for the current organisation when the user may read the inbox; otherwise disconnects. */
   function sync(): void {
     const org = session.me?.current_org
     const wanted = org && org.kind === 'tenant' && session.can('conversations:read') ? org.id : null
-    if (wanted === connectedOrg) return
+    const live = session.can('realtime:subscribe')
+    if (wanted === connectedOrg && live === (client !== null)) return
     stop()
-    if (wanted) connect(wanted)
+    if (wanted) connect(wanted, live)
   }
 
   function stop(): void {
     client?.stop()
     client = null
+    if (pollTimer) clearInterval(pollTimer)
+    pollTimer = null
     connectedOrg = null
     overview.value = []
     status.value = 'idle'
