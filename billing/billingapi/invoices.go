@@ -1,6 +1,7 @@
 package billingapi
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"html/template"
@@ -9,6 +10,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/switchboard-cloud/switchboard/billing"
+	"github.com/switchboard-cloud/switchboard/billing/invoicepdf"
 	"github.com/switchboard-cloud/switchboard/internal/apperr"
 	"github.com/switchboard-cloud/switchboard/internal/httpx"
 	"github.com/switchboard-cloud/switchboard/internal/ids"
@@ -28,7 +30,7 @@ func (m *Module) invoiceRoutes(r *access.Router) {
 	r.Get("/billing/plans", perm(PermBillingRead, "Plans a tenant can move onto: the latest version of each"), m.availablePlans)
 	r.Get("/billing/invoices", perm(PermBillingRead, "Finalised invoices, newest first"), m.invoices)
 	r.Get("/billing/invoices/current", perm(PermBillingRead, "The live draft of the open period's invoice, rated from the usage so far"), m.currentInvoice)
-	r.Get("/billing/invoices/:id", perm(PermBillingRead, "One invoice; ?format=html gives the printable invoice (?lang=zh-CN|en)"), m.invoice)
+	r.Get("/billing/invoices/:id", perm(PermBillingRead, "One invoice; ?format=html gives the printable invoice, ?format=pdf the same as a PDF download (?lang=zh-CN|en)"), m.invoice)
 }
 
 func (m *Module) plan(c *fiber.Ctx) error {
@@ -110,35 +112,44 @@ func (m *Module) invoice(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	switch c.Query("format") {
+	switch format := c.Query("format"); format {
 	case "", "json":
 		return c.JSON(inv)
-	case "html":
+	case "html", "pdf":
 		org, _ := tenant.OrgFrom(c.UserContext())
-		lang := c.Query("lang", org.Locale)
+		v := printable(inv, org, c.Query("lang", org.Locale))
+		if format == "pdf" {
+			var b bytes.Buffer
+			if err := m.pdf.Render(&b, v); err != nil {
+				return err
+			}
+			c.Set(fiber.HeaderContentType, "application/pdf")
+			c.Set(fiber.HeaderContentDisposition, `attachment; filename="`+fileName(inv.Number)+`.pdf"`)
+			return c.Send(b.Bytes())
+		}
 		var b strings.Builder
-		if err := invoiceHTML.Execute(&b, printable(inv, org, lang)); err != nil {
+		if err := invoiceHTML.Execute(&b, v); err != nil {
 			return err
 		}
 		c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
 		return c.SendString(b.String())
 	default:
-		return apperr.Invalid("format", "must be json or html")
+		return apperr.Invalid("format", "must be json, html or pdf")
 	}
 }
 
-type printLine struct {
-	Text            string
-	Quantity        int64
-	Amount          string
-	Trial, Negative bool
-}
-
-type printView struct {
-	Lang, Title, Number, Org, Period, Currency string
-	Labels                                     map[string]string
-	Lines                                      []printLine
-	Subtotal, Discount, Tax, Credit, Total     string
+// fileName keeps an invoice number safe inside a quoted Content-Disposition filename.
+func fileName(number string) string {
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+			return r
+		}
+		return '_'
+	}, number)
+	if name == "" {
+		return "invoice"
+	}
+	return name
 }
 
 var printLabels = map[string]map[string]string{
@@ -146,14 +157,16 @@ var printLabels = map[string]map[string]string{
 	"zh-CN": {"title": "发票", "number": "发票编号", "billed": "客户", "period": "账期", "item": "项目", "qty": "数量", "amount": "金额", "subtotal": "小计", "discount": "折扣", "tax": "税额", "credit": "已用余额", "total": "应付总额"},
 }
 
-func printable(inv billing.Invoice, org tenant.Org, lang string) printView {
+// printable is the invoice as the HTML and the PDF invoice show it, in lang (zh-CN for any zh*,
+// else en).
+func printable(inv billing.Invoice, org tenant.Org, lang string) invoicepdf.View {
 	if strings.HasPrefix(lang, "zh") {
 		lang = "zh-CN"
 	} else {
 		lang = "en"
 	}
 	money := func(v int64) string { return formatMinor(v) + " " + inv.Currency }
-	pv := printView{Lang: lang, Labels: printLabels[lang], Number: inv.Number, Org: org.Name, Currency: inv.Currency,
+	pv := invoicepdf.View{Lang: lang, Labels: printLabels[lang], Number: inv.Number, Org: org.Name, Currency: inv.Currency,
 		Period:   inv.PeriodStart.Format("2006-01-02") + " – " + inv.PeriodEnd.AddDate(0, 0, -1).Format("2006-01-02"),
 		Subtotal: money(inv.Subtotal), Discount: money(inv.Discount), Tax: money(inv.Tax), Credit: money(inv.CreditApplied), Total: money(inv.Total)}
 	pv.Title = pv.Labels["title"] + " " + inv.Number
@@ -165,7 +178,7 @@ func printable(inv billing.Invoice, org tenant.Org, lang string) printView {
 		if lang == "zh-CN" {
 			text = l.DescZH
 		}
-		pv.Lines = append(pv.Lines, printLine{Text: text, Quantity: l.Quantity, Amount: money(l.Amount), Trial: l.Trial, Negative: l.Amount < 0})
+		pv.Lines = append(pv.Lines, invoicepdf.Line{Text: text, Quantity: l.Quantity, Amount: money(l.Amount), Trial: l.Trial, Negative: l.Amount < 0})
 	}
 	return pv
 }

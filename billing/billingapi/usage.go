@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/switchboard-cloud/switchboard/billing"
+	"github.com/switchboard-cloud/switchboard/billing/invoicepdf"
 	"github.com/switchboard-cloud/switchboard/internal/apperr"
 	"github.com/switchboard-cloud/switchboard/internal/httpx"
 	"github.com/switchboard-cloud/switchboard/internal/queue"
@@ -47,12 +48,13 @@ type Module struct {
 	plans    *billing.Plans
 	invoicer *billing.Invoicer
 	val      *httpx.Validator
+	pdf      *invoicepdf.Renderer
 	now      func() time.Time
 }
 
 // NewModule returns the billing API over the ledger.
 func NewModule(ledger *billing.Ledger, payments *billing.Payments, plans *billing.Plans, invoicer *billing.Invoicer, val *httpx.Validator) *Module {
-	return &Module{ledger: ledger, payments: payments, plans: plans, invoicer: invoicer, val: val, now: func() time.Time { return time.Now().UTC() }}
+	return &Module{ledger: ledger, payments: payments, plans: plans, invoicer: invoicer, val: val, pdf: invoicepdf.NewRenderer(), now: func() time.Time { return time.Now().UTC() }}
 }
 
 // Name identifies the module.

@@ -55,6 +55,7 @@ const TEXT = {
     reactivate: 'Reactivate',
     suspendedBanner: 'Organisation suspended',
     print: 'Print / download',
+    downloadPdf: 'Download PDF',
     viewing: (name) => `Viewing ${name} as a platform admin`,
   },
   'zh-CN': {
@@ -99,6 +100,7 @@ const TEXT = {
     reactivate: '恢复',
     suspendedBanner: '组织已暂停',
     print: '打印 / 下载',
+    downloadPdf: '下载 PDF',
     viewing: (name) => `正在以平台管理员身份查看 ${name}`,
   },
 }
@@ -389,6 +391,15 @@ for (const [locale, text] of Object.entries(TEXT)) {
           const print = invoice.getByRole('link', { name: text.print })
           assert.match(await print.getAttribute('href'), /format=html/)
           assert.equal(await print.getAttribute('target'), '_blank')
+          const pdf = invoice.getByRole('link', { name: text.downloadPdf })
+          const pdfHref = await pdf.getAttribute('href')
+          assert.match(pdfHref, new RegExp(`format=pdf&lang=${locale}`))
+          assert.equal(await pdf.getAttribute('download'), `${invoiceNumber}.pdf`)
+          const file = await owner.context().request.get(pdfHref)
+          assert.equal(file.status(), 200)
+          assert.equal(file.headers()['content-type'], 'application/pdf')
+          assert.equal(file.headers()['content-disposition'], `attachment; filename="${invoiceNumber}.pdf"`)
+          assert.equal((await file.body()).subarray(0, 5).toString(), '%PDF-')
           const usage = owner.getByTestId('usage-table').getByRole('row').filter({ hasText: text.interactions })
           await visible(usage)
         })

@@ -230,6 +230,9 @@ export const api = {
   /** The printable invoice as an HTML document, fetched in the current organisation. */
   invoiceHtml: (invoiceId: string, lang: string) =>
     request<string>('GET', `/api/v1/billing/invoices/${id(invoiceId)}`, { query: { format: 'html', lang }, text: true }),
+  /** The invoice as a PDF file, fetched in the current organisation. */
+  invoicePdf: (invoiceId: string, lang: string) =>
+    request<Blob>('GET', `/api/v1/billing/invoices/${id(invoiceId)}`, { query: { format: 'pdf', lang }, blob: true }),
   paymentMethod: () => request<BillingAccount>('GET', '/api/v1/billing/payment-method'),
   /** 201 with a Stripe SetupIntent's client secret; 503 when payments are not configured. */
   /** A Stripe Checkout page (setup mode) that collects a card and returns to /billing. */
@@ -334,4 +337,13 @@ export const api = {
  */
 export function invoiceHtmlUrl(invoiceId: string, lang: string): string {
   return withQuery(`/api/v1/billing/invoices/${id(invoiceId)}`, { format: 'html', lang })
+}
+
+/**
+ * Address of an invoice as a PDF download (the server names the file after the invoice
+ * number). Like invoiceHtmlUrl it answers in the user's default organisation; in another
+ * organisation use api.invoicePdf.
+ */
+export function invoicePdfUrl(invoiceId: string, lang: string): string {
+  return withQuery(`/api/v1/billing/invoices/${id(invoiceId)}`, { format: 'pdf', lang })
 }

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { api, bindApiContext, invoiceHtmlUrl, ProblemError, request } from '../src/api'
+import { api, bindApiContext, invoiceHtmlUrl, invoicePdfUrl, ProblemError, request } from '../src/api'
 
 const fetchMock = vi.fn<typeof fetch>()
 
@@ -184,6 +184,29 @@ describe('billing API', () => {
 
   it('links to the printable invoice in a language', () => {
     expect(invoiceHtmlUrl('inv/1', 'zh-CN')).toBe('/api/v1/billing/invoices/inv%2F1?format=html&lang=zh-CN')
+  })
+
+  it('links to the PDF invoice in a language', () => {
+    expect(invoicePdfUrl('inv/1', 'zh-CN')).toBe('/api/v1/billing/invoices/inv%2F1?format=pdf&lang=zh-CN')
+    expect(invoicePdfUrl('inv-1', 'en')).toBe('/api/v1/billing/invoices/inv-1?format=pdf&lang=en')
+  })
+
+  it('fetches the PDF invoice as a file in the current organisation', async () => {
+    fetchMock.mockResolvedValue(new Response('%PDF-1.3 test', { status: 200, headers: { 'Content-Type': 'application/pdf' } }))
+    const blob = await api.invoicePdf('inv-1', 'zh-CN')
+    expect(blob.type).toBe('application/pdf')
+    expect(await blob.text()).toBe('%PDF-1.3 test')
+    expect(fetchMock.mock.calls[0]?.[0]).toBe('/api/v1/billing/invoices/inv-1?format=pdf&lang=zh-CN')
+    expect(sentHeaders().get('X-Switchboard-Org')).toBe('org-42')
+  })
+
+  it('reports a failed PDF download as a problem', async () => {
+    fetchMock.mockResolvedValue(
+      new Response(JSON.stringify({ title: 'Not Found', status: 404 }), { status: 404, headers: { 'Content-Type': 'application/problem+json' } }),
+    )
+    const err = (await api.invoicePdf('inv-1', 'en').catch((e: unknown) => e)) as ProblemError
+    expect(err).toBeInstanceOf(ProblemError)
+    expect(err.status).toBe(404)
   })
 
   it('fetches the printable invoice as text in the current organisation', async () => {

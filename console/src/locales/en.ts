@@ -233,6 +233,7 @@ const en = {
     number: 'Number',
     period: 'Period',
     print: 'Print / download',
+    downloadPdf: 'Download PDF',
   },
   prices: {
     none: 'No usage prices: only the base fee',

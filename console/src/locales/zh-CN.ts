@@ -232,6 +232,7 @@ const zhCN: MessageSchema = {
     number: '编号',
     period: '账期',
     print: '打印 / 下载',
+    downloadPdf: '下载 PDF',
   },
   prices: {
     none: '无用量价格，仅收取基础费用',

@@ -1,0 +1,1 @@
+import"./vue-i18n-CUin6cBx.js";import"./css-DOhvt19Q.js";

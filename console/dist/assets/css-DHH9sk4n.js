@@ -1,1 +1,0 @@
-import"./vue-i18n-CUin6cBx.js";import"./css-DMMg9yXh.js";
