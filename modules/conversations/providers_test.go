@@ -227,4 +227,3 @@ func TestEveryProviderStoresOnceAndRepliesThroughItsAPI(t *testing.T) {
 		})
 	}
 }
-
