@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
@@ -64,13 +65,31 @@ var (
 	ErrResync = errors.New("realtime: live stream interrupted; reconnect with the last event id")
 	// ErrShutdown: the hub stopped (the process is going away).
 	ErrShutdown = errors.New("realtime: server shutting down; reconnect with the last event id")
-	// ErrUnavailable: the node has no live Redis subscription right now.
-	ErrUnavailable = errors.New("realtime: live stream not connected; retry shortly")
+	// ErrUnavailable: the node has no live Redis subscription right now (HTTP 503).
+	ErrUnavailable error = &statusError{"realtime: live stream not connected; retry shortly", fiber.StatusServiceUnavailable}
 	// ErrAuthLost: the credentials that opened the socket no longer admit it.
 	ErrAuthLost = errors.New("realtime: credentials no longer valid")
-	// ErrSinceExpired: the events after that id may have been pruned; the client must reload.
-	ErrSinceExpired = errors.New("realtime: events after that id are no longer kept; reload, then subscribe without since")
+	// ErrSinceExpired: the events after that id may have been pruned; the client must reload
+	// (HTTP 410).
+	ErrSinceExpired error = &statusError{"realtime: events after that id are no longer kept; reload, then subscribe without since", fiber.StatusGone}
 )
+
+// statusError is a refusal a handler may return as it is before a WebSocket upgrade: the
+// app's error handler finds its status through errors.As, as for a *fiber.Error.
+type statusError struct {
+	msg    string
+	status int
+}
+
+func (e *statusError) Error() string { return e.msg }
+
+func (e *statusError) As(target any) bool {
+	if fe, ok := target.(**fiber.Error); ok {
+		*fe = fiber.NewError(e.status, e.msg)
+		return true
+	}
+	return false
+}
 
 // Hub journals, publishes and fans out events. One per process.
 type Hub struct {

@@ -23,6 +23,7 @@ import (
 	"github.com/switchboard-cloud/switchboard/app/apptest"
 	"github.com/switchboard-cloud/switchboard/internal/apperr"
 	"github.com/switchboard-cloud/switchboard/internal/db"
+	"github.com/switchboard-cloud/switchboard/internal/httpx"
 	"github.com/switchboard-cloud/switchboard/internal/ids"
 	"github.com/switchboard-cloud/switchboard/modules/realtime"
 	"github.com/switchboard-cloud/switchboard/tenant"
@@ -347,30 +348,51 @@ func TestCatchUpRacesAppends(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 		sub := subscribe(t, reader, e.acme, since, nil)
+		// A filter may keep state: it is called in delivery order, never concurrently (the race
+		// detector watches this unguarded slice).
+		var order []uuid.UUID
+		filtered := subscribe(t, writer, e.acme, since, func(ev realtime.Event) bool {
+			order = append(order, ev.ID)
+			return true
+		})
 		// A client reads as it goes; one that does not is closed as slow (tested below).
 		read := make(chan []realtime.Event, 1)
-		go func() {
-			var evs []realtime.Event
-			for ev := range sub.C {
-				if ev.Kind == "barrier" {
-					break
+		readFiltered := make(chan []realtime.Event, 1)
+		for s, out := range map[*realtime.Subscription]chan []realtime.Event{sub: read, filtered: readFiltered} {
+			go func() {
+				var evs []realtime.Event
+				for ev := range s.C {
+					if ev.Kind == "barrier" {
+						break
+					}
+					evs = append(evs, ev)
 				}
-				evs = append(evs, ev)
-			}
-			read <- evs
-		}()
+				out <- evs
+			}()
+		}
 		wg.Wait()
 		close(errs)
 		for err := range errs {
 			t.Fatal(err)
 		}
 		mustAppend(t, writer, e.acme, "barrier", uuid.Nil, nil)
-		var got []realtime.Event
-		select {
-		case got = <-read:
-		case <-time.After(30 * time.Second):
-			t.Fatal("no barrier within 30 s")
+		var got, gotFiltered []realtime.Event
+		for _, c := range []chan []realtime.Event{read, readFiltered} {
+			select {
+			case evs := <-c:
+				if c == read {
+					got = evs
+				} else {
+					gotFiltered = evs
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("no barrier within 30 s")
+			}
 		}
+		if len(order) != len(gotFiltered)+1 {
+			t.Fatalf("filter saw %d events, subscriber got %d and the barrier", len(order), len(gotFiltered))
+		}
+		equalIDs(t, "filter order", order[:len(gotFiltered)], idsOf(gotFiltered))
 
 		journal := e.journal(t, e.acme)
 		want := map[uuid.UUID]bool{}
@@ -395,6 +417,9 @@ func TestCatchUpRacesAppends(t *testing.T) {
 		}
 		if sub.Err() != nil {
 			t.Fatalf("subscription ended: %v", sub.Err())
+		}
+		if len(gotFiltered) != len(got) {
+			t.Fatalf("the filtered subscriber on the other hub got %d events, the first %d", len(gotFiltered), len(got))
 		}
 	})
 }
@@ -626,6 +651,11 @@ func TestSubscribeAndAppendRefuse(t *testing.T) {
 		}
 		if err := h.Broadcast(context.Background(), "x", uuid.Nil, nil); !errors.Is(err, tenant.ErrNoTenant) {
 			t.Fatalf("Broadcast without a tenant: %v", err)
+		}
+		for err, status := range map[error]int{realtime.ErrSinceExpired: 410, realtime.ErrUnavailable: 503, realtime.ErrSlowConsumer: 500} {
+			if p := httpx.ProblemFor(fmt.Errorf("wrapped: %w", err)); p.Status != status {
+				t.Fatalf("%v answers %d, want %d", err, p.Status, status)
+			}
 		}
 		if err := h.Append(in(e.acme), "x", uuid.Nil, func() {}); err == nil {
 			t.Fatal("Append with an unmarshallable payload succeeded")

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -141,12 +142,8 @@ func (m *Module) handle(c *fiber.Ctx) error {
 }
 
 func httpError(c *fiber.Ctx, err error) error {
-	switch err {
-	case ErrSinceExpired:
-		return fiber.NewError(fiber.StatusGone, err.Error())
-	case ErrUnavailable:
+	if errors.Is(err, ErrUnavailable) {
 		c.Set(fiber.HeaderRetryAfter, "2")
-		return fiber.NewError(fiber.StatusServiceUnavailable, err.Error())
 	}
 	return err
 }

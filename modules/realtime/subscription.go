@@ -39,7 +39,8 @@ type Subscription struct {
 
 // Subscribe delivers the tenant's events accepted by filter (nil = all): first the journaled
 // ones after since (uuid.Nil: none, live only), in id order, then the live ones as they arrive,
-// each once. It registers for the live stream before it reads the journal and holds what arrives
+// each once. filter is called once per event, in delivery order and never concurrently, so it
+// may keep state; it must not block. It registers for the live stream before it reads the journal and holds what arrives
 // meanwhile, so an event published between the two is neither missed nor sent twice. It returns
 // at once; the catch-up runs behind C. Close, or cancelling ctx, ends it.
 //
@@ -108,17 +109,18 @@ func (s *Subscription) closeWith(reason error) {
 	s.hub.remove(s)
 }
 
-// offer is the fan-out's hand-over; false means the subscriber cannot keep up.
+// offer is the fan-out's hand-over; false means the subscriber cannot keep up. While the
+// subscription catches up, events are held unfiltered and filtered when they are sent, so the
+// filter sees every event in the order it is delivered, from one goroutine at a time (the
+// widget's filter learns a visitor's new conversations from the events themselves).
 func (s *Subscription) offer(ev Event, now time.Time) bool {
-	if s.filter != nil && !s.filter(ev) {
-		return true
-	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	switch {
 	case s.closed:
+		s.mu.Unlock()
 		return true
 	case !s.live:
+		defer s.mu.Unlock()
 		if len(s.pending) >= s.hub.maxPending {
 			return false
 		}
@@ -129,8 +131,19 @@ func (s *Subscription) offer(ev Event, now time.Time) bool {
 		if now.Sub(s.liveAt) > s.hub.seenGrace {
 			s.seen = nil
 		} else if _, dup := s.seen[ev.ID]; dup {
+			s.mu.Unlock()
 			return true
 		}
+	}
+	s.mu.Unlock()
+	// Once live, only the fan-out calls the filter, and outside the lock: it may be slow.
+	if s.filter != nil && !s.filter(ev) {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return true
 	}
 	select {
 	case s.c <- ev:
@@ -199,6 +212,9 @@ func (s *Subscription) catchUp(ctx context.Context, since uuid.UUID) {
 		s.mu.Unlock()
 		for _, ev := range batch {
 			if _, dup := seen[ev.ID]; dup {
+				continue
+			}
+			if s.filter != nil && !s.filter(ev) {
 				continue
 			}
 			if !s.send(ev) {
