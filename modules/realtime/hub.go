@@ -206,7 +206,9 @@ func (h *Hub) publish(ctx context.Context, ev Event) error {
 
 // Start subscribes this node to every tenant's channel with one PSUBSCRIBE and fans what
 // arrives out to the local subscriptions until ctx ends. It returns once Redis has confirmed
-// the subscription, so nothing published afterwards can pass this node by.
+// the subscription, so nothing published afterwards can pass this node by. If Redis cannot be
+// reached it says so, and keeps trying in the background; until then Subscribe answers
+// ErrUnavailable.
 //
 // One pattern subscription rather than a SUBSCRIBE per tenant with local sockets: the node's
 // subscription exists before any socket does, so a new socket never races a SUBSCRIBE's
@@ -223,14 +225,13 @@ func (h *Hub) Start(ctx context.Context) error {
 	h.running = true
 	h.mu.Unlock()
 	ps, err := h.psubscribe(ctx)
-	if err != nil {
-		h.mu.Lock()
-		h.running = false
-		h.mu.Unlock()
-		return err
+	if err == nil {
+		h.setLive(true)
 	}
-	h.setLive(true)
 	go h.run(ctx, ps)
+	if err != nil {
+		return fmt.Errorf("%w (retrying in the background)", err)
+	}
 	return nil
 }
 
@@ -254,24 +255,26 @@ func (h *Hub) psubscribe(ctx context.Context) (*redis.PubSub, error) {
 func (h *Hub) run(ctx context.Context, ps *redis.PubSub) {
 	defer h.shutdown()
 	for {
-		err := h.receive(ctx, ps)
-		if ctx.Err() != nil {
-			return
-		}
-		h.log.WarnContext(ctx, "realtime subscription interrupted; resubscribing", "err", err)
-		h.interrupt()
-		for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		for wait := 100 * time.Millisecond; ps == nil; wait = min(2*wait, 5*time.Second) {
 			select {
 			case <-ctx.Done():
 				return
 			case <-time.After(wait):
 			}
-			if ps, err = h.psubscribe(ctx); err == nil {
-				break
+			var err error
+			if ps, err = h.psubscribe(ctx); err != nil {
+				h.log.WarnContext(ctx, "realtime subscribe failed; retrying", "err", err)
+			} else {
+				h.setLive(true)
 			}
-			h.log.WarnContext(ctx, "realtime resubscribe failed", "err", err)
 		}
-		h.setLive(true)
+		err := h.receive(ctx, ps)
+		ps = nil
+		if ctx.Err() != nil {
+			return
+		}
+		h.log.WarnContext(ctx, "realtime subscription interrupted; resubscribing", "err", err)
+		h.interrupt()
 	}
 }
 

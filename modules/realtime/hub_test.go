@@ -585,6 +585,57 @@ func TestRedisOutageClosesSubscriptionsAndRecovers(t *testing.T) {
 	})
 }
 
+func TestStartWhileRedisIsDownKeepsTrying(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		if e.mini == nil {
+			t.Skip("stops the in-process Redis")
+		}
+		e.mini.Close()
+		h := realtime.NewHub(e.db, e.rdb, testLog())
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		if err := h.Start(ctx); err == nil {
+			t.Fatal("Start succeeded without Redis")
+		}
+		if err := h.CheckSubscribe(uuid.Nil); !errors.Is(err, realtime.ErrUnavailable) {
+			t.Fatalf("CheckSubscribe without Redis: %v", err)
+		}
+		if err := e.mini.Restart(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(15 * time.Second)
+		for h.CheckSubscribe(uuid.Nil) != nil {
+			if time.Now().After(deadline) {
+				t.Fatal("hub did not subscribe once Redis came up")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		sub := subscribe(t, h, e.acme, uuid.Nil, nil)
+		mustAppend(t, h, e.acme, "barrier", uuid.Nil, nil)
+		until(t, sub, "barrier")
+	})
+}
+
+func TestSinceBeforeReachesBack(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		h := e.hub(t)
+		for i := range 3 {
+			mustAppend(t, h, e.acme, "message.created", uuid.Nil, map[string]int{"i": i})
+		}
+		journal := e.journal(t, e.acme)
+		last := journal[2]
+		since := realtime.SinceBefore(last, time.Hour)
+		ls, lns := last.Time().UnixTime()
+		ss, sns := since.Time().UnixTime()
+		if d := time.Unix(ls, lns).Sub(time.Unix(ss, sns)); d != time.Hour || since.Version() != 7 {
+			t.Fatalf("SinceBefore moved the id by %s (version %d), want 1h", d, since.Version())
+		}
+		sub := subscribe(t, h, e.acme, since, nil)
+		mustAppend(t, h, e.acme, "barrier", uuid.Nil, nil)
+		equalIDs(t, "from an hour before the last id", idsOf(until(t, sub, "barrier")), journal)
+	})
+}
+
 func TestStopClosesSubscriptions(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
 		h := realtime.NewHub(e.db, e.rdb, testLog())

@@ -44,10 +44,12 @@ type Subscription struct {
 // meanwhile, so an event published between the two is neither missed nor sent twice. It returns
 // at once; the catch-up runs behind C. Close, or cancelling ctx, ends it.
 //
-// On PostgreSQL two transactions may commit in the opposite order of their event ids; an event
-// whose transaction was still open when a client disconnected, and that has an id below the
-// last one the client saw, is then not in that client's catch-up. Transactions that append
-// events are short, so the window is milliseconds wide; SQLite has no such window.
+// On SQLite ids are in commit order (see Append). On PostgreSQL two transactions may commit in
+// the opposite order of their event ids, so an event whose transaction was still open when the
+// client saw a later one, and that was published while the client was away, has an id below
+// since and is not caught up. A client that must not miss even that asks from a few seconds
+// before its last id (any UUIDv7 will do as since: its last id with the time lowered, see
+// SinceBefore) and drops the ids it already has.
 func (h *Hub) Subscribe(ctx context.Context, tenantID, since uuid.UUID, filter func(Event) bool) (*Subscription, error) {
 	if tenantID == uuid.Nil {
 		return nil, fmt.Errorf("realtime: subscribe: %w", tenant.ErrNoTenant)
@@ -231,4 +233,18 @@ func (s *Subscription) send(ev Event) bool {
 	case <-s.done:
 		return false
 	}
+}
+
+// SinceBefore returns a since that reaches d further back than id: id with its time lowered
+// by d. See Subscribe for why a client might want that.
+func SinceBefore(id uuid.UUID, d time.Duration) uuid.UUID {
+	if id == uuid.Nil {
+		return id
+	}
+	sec, nsec := id.Time().UnixTime()
+	ms := max(time.Unix(sec, nsec).Add(-d).UnixMilli(), 0)
+	for i := range 6 {
+		id[i] = byte(uint64(ms) >> (40 - 8*i))
+	}
+	return id
 }
