@@ -107,7 +107,7 @@ func (s *Service) Reply(ctx context.Context, convID uuid.UUID, in ReplyInput) (M
 			return err
 		}
 		s.publish(ctx, events.Event{Kind: EventMessageCreated, ConversationID: conv.ID, MessageID: msg.ID, ContactID: conv.ContactID})
-		tenant.AfterCommit(ctx, func(ctx context.Context) { s.enqueueSend(ctx, msg.TenantID, msg.ID) })
+		tenant.AfterCommit(ctx, func(ctx context.Context) { s.enqueueSend(ctx, msg.TenantID, msg.ID, 0) })
 		return nil
 	})
 	return msg, err
@@ -137,12 +137,26 @@ func (s *Service) claimAttachments(ctx context.Context, msg *Message, list []uui
 	return nil
 }
 
-func (s *Service) enqueueSend(ctx context.Context, tid, msgID uuid.UUID) {
+// sendGen is the send generation of a reply, kept in its meta: 0 for the first send, one more
+// for each retry by hand.
+type sendGen struct {
+	Gen int `json:"send_gen,omitempty"`
+}
+
+func generation(metaRaw string) int {
+	var g sendGen
+	_ = json.Unmarshal([]byte(metaRaw), &g)
+	return g.Gen
+}
+
+func (s *Service) enqueueSend(ctx context.Context, tid, msgID uuid.UUID, gen int) {
 	body, _ := json.Marshal(sendPayload{TenantID: tid, MessageID: msgID})
-	// One task per message at a time: the sweep and a manual retry find the task id taken while
-	// the first is still queued or retrying, so a reply is never sent by two workers at once.
+	// One task per message and send generation: the sweep finds the task id taken while the
+	// task is still queued or retrying, so a reply is never sent by two workers at once. A
+	// retry by hand starts a new generation, because the failed attempt's task may not be
+	// gone yet when the agent presses Retry.
 	err := s.q.Enqueue(ctx, asynq.NewTask(TaskSend, body), asynq.MaxRetry(s.opts.SendRetries), asynq.Timeout(60*time.Second),
-		asynq.TaskID("send:"+msgID.String()))
+		asynq.TaskID(fmt.Sprintf("send:%s:%d", msgID, gen)))
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		s.log.WarnContext(ctx, "enqueue reply (the sweep retries it)", "message", msgID, "err", err)
 	}
@@ -206,15 +220,22 @@ func (s *Service) Retry(ctx context.Context, convID, msgID uuid.UUID) (Message, 
 			return fmt.Errorf("only a failed reply can be retried (this one is %s): %w", msg.Status, apperr.ErrConflict)
 		}
 		msg.Status, msg.FailureReason, msg.Attempts, msg.UpdatedAt = provider.StatusQueued, "", 0, s.now()
+		meta := map[string]any{}
+		_ = json.Unmarshal([]byte(msg.MetaRaw), &meta)
+		gen := generation(msg.MetaRaw) + 1
+		meta["send_gen"] = gen
+		raw, _ := json.Marshal(meta)
+		msg.MetaRaw = string(raw)
 		if err := s.db.Run(ctx, func(tx *gorm.DB) error {
-			return tx.Model(&Message{}).Where("id = ?", msg.ID).Updates(map[string]any{"status": msg.Status, "failure_reason": "", "attempts": 0, "updated_at": msg.UpdatedAt}).Error
+			return tx.Model(&Message{}).Where("id = ?", msg.ID).Updates(map[string]any{"status": msg.Status, "failure_reason": "", "attempts": 0,
+				"meta": msg.MetaRaw, "updated_at": msg.UpdatedAt}).Error
 		}); err != nil {
 			return fmt.Errorf("conversations: retry: %w", err)
 		}
 		if err := s.db.Record(ctx, tenant.Audit{Action: "message.retried", ObjectType: "message", ObjectID: msg.ID.String()}); err != nil {
 			return err
 		}
-		tenant.AfterCommit(ctx, func(ctx context.Context) { s.enqueueSend(ctx, msg.TenantID, msg.ID) })
+		tenant.AfterCommit(ctx, func(ctx context.Context) { s.enqueueSend(ctx, msg.TenantID, msg.ID, gen) })
 		return s.notify.Append(ctx, EventMessageUpdated, convID, map[string]any{"id": msg.ID, "status": msg.Status, "failure_reason": ""})
 	})
 	return msg, err
@@ -379,13 +400,13 @@ func (s *Service) HandleSweep(ctx context.Context, _ *asynq.Task) error {
 	pctx := s.db.AsPlatform(ctx, "re-enqueue queued replies")
 	var rows []Message
 	if err := s.db.Run(pctx, func(tx *gorm.DB) error {
-		return tx.Select("tenant_id", "id").Where("status = ? AND direction = ? AND updated_at < ?", provider.StatusQueued, DirOut, s.now().Add(-time.Minute)).
+		return tx.Select("tenant_id", "id", "meta").Where("status = ? AND direction = ? AND updated_at < ?", provider.StatusQueued, DirOut, s.now().Add(-time.Minute)).
 			Order("id").Limit(1000).Find(&rows).Error
 	}); err != nil {
 		return fmt.Errorf("conversations: sweep: %w", err)
 	}
 	for _, m := range rows {
-		s.enqueueSend(ctx, m.TenantID, m.ID)
+		s.enqueueSend(ctx, m.TenantID, m.ID, generation(m.MetaRaw))
 	}
 	return nil
 }

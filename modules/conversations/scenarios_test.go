@@ -597,7 +597,7 @@ func waitTaskDone(t *testing.T, e *apptest.Env, msgID string) {
 	t.Helper()
 	insp := asynq.NewInspectorFromRedisClient(e.App.Queue.Redis())
 	waitFor(t, "the send task to run", func() bool {
-		_, err := insp.GetTaskInfo("default", "send:"+msgID)
+		_, err := insp.GetTaskInfo("default", "send:"+msgID+":0")
 		return errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound)
 	})
 }
@@ -783,7 +783,7 @@ func TestSuspendedTenantStoresInboundAndPausesReplies(t *testing.T) {
 				t.Fatal(err)
 			}
 			queued("send task run by hand")
-			if info, err := asynq.NewInspectorFromRedisClient(e.App.Queue.Redis()).GetTaskInfo("default", "send:"+replyID); err != nil || info.State != asynq.TaskStatePending {
+			if info, err := asynq.NewInspectorFromRedisClient(e.App.Queue.Redis()).GetTaskInfo("default", "send:"+replyID+":0"); err != nil || info.State != asynq.TaskStatePending {
 				t.Fatalf("the reply's own send task is not waiting in the queue: %v %v", info, err)
 			}
 			startWorker(t, e)
