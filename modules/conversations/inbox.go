@@ -111,7 +111,9 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Conversation, error) {
 			if err != nil {
 				return err
 			}
-			q = q.Where("(last_message_at < ? OR (last_message_at = ? AND id < ?))", c.At, c.At, c.ID)
+			// A row value, not "a < x OR (a = x AND b < y)": SQLite seeks the inbox index to a
+			// row value, while the OR made it read every row newer than the cursor.
+			q = q.Where("(last_message_at, id) < (?, ?)", c.At, c.ID)
 		}
 		return q.Find(&rows).Error
 	})
