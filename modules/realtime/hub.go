@@ -136,7 +136,8 @@ func (r journalRow) event() Event {
 	return Event{ID: r.ID, Kind: r.Kind, ConversationID: r.ConversationID, Payload: json.RawMessage(r.Payload), At: r.CreatedAt.UTC(), TenantID: r.TenantID}
 }
 
-func newEvent(ctx context.Context, now time.Time, kind string, conversationID uuid.UUID, payload any) (Event, error) {
+// newEvent checks and encodes an event; its id and time are stamped by the caller.
+func newEvent(ctx context.Context, kind string, conversationID uuid.UUID, payload any) (Event, error) {
 	tid, ok := tenant.ID(ctx)
 	if !ok {
 		return Event{}, fmt.Errorf("realtime: %s event: %w", kind, tenant.ErrNoTenant)
@@ -148,25 +149,28 @@ func newEvent(ctx context.Context, now time.Time, kind string, conversationID uu
 	if err != nil {
 		return Event{}, fmt.Errorf("realtime: %s payload: %w", kind, err)
 	}
-	ev := Event{ID: ids.New(), Kind: kind, Payload: raw, At: now.UTC(), TenantID: tid}
+	ev := Event{Kind: kind, Payload: raw, TenantID: tid}
 	if conversationID != uuid.Nil {
 		ev.ConversationID = &conversationID
 	}
 	return ev, nil
 }
 
+func (h *Hub) stamp(ev *Event) { ev.ID, ev.At = ids.New(), h.now().UTC() }
+
 // Append journals an event inside the caller's transaction (ctx carries the tenant and usually a
 // tenant.Tx; without one the event gets a transaction of its own) and publishes it to every
 // node's subscribers once that transaction commits. payload is marshalled to JSON.
 func (h *Hub) Append(ctx context.Context, kind string, conversationID uuid.UUID, payload any) error {
+	ev, err := newEvent(ctx, kind, conversationID, payload)
+	if err != nil {
+		return err
+	}
 	return h.db.Tx(ctx, func(ctx context.Context) error {
 		// The id is taken inside the transaction. On SQLite every write transaction holds the
 		// write lock from BEGIN, so ids come out in commit order and "after since" misses
 		// nothing; see Subscribe for PostgreSQL.
-		ev, err := newEvent(ctx, h.now(), kind, conversationID, payload)
-		if err != nil {
-			return err
-		}
+		h.stamp(&ev)
 		row := journalRow{TenantID: ev.TenantID, ID: ev.ID, Kind: ev.Kind, ConversationID: ev.ConversationID, Payload: string(ev.Payload), CreatedAt: ev.At}
 		if err := h.db.Run(ctx, func(tx *gorm.DB) error { return tx.Create(&row).Error }); err != nil {
 			return fmt.Errorf("realtime: journal %s: %w", kind, err)
@@ -184,10 +188,11 @@ func (h *Hub) Append(ctx context.Context, kind string, conversationID uuid.UUID,
 // Broadcast publishes an ephemeral event (typing, presence) to every node at once, without
 // journaling it and without waiting for a transaction in ctx.
 func (h *Hub) Broadcast(ctx context.Context, kind string, conversationID uuid.UUID, payload any) error {
-	ev, err := newEvent(ctx, h.now(), kind, conversationID, payload)
+	ev, err := newEvent(ctx, kind, conversationID, payload)
 	if err != nil {
 		return err
 	}
+	h.stamp(&ev)
 	return h.publish(ctx, ev)
 }
 
@@ -344,26 +349,28 @@ func (h *Hub) dispatch(channel, payload string) {
 	if err != nil {
 		return
 	}
-	var slow []*Subscription
+	// The set is copied so that filters run without the hub's lock: one that ends its own
+	// subscription must not deadlock the fan-out.
 	h.mu.RLock()
-	if set := h.subs[tid]; len(set) > 0 {
-		var ev Event
-		if err := json.Unmarshal([]byte(payload), &ev); err != nil || ev.ID == uuid.Nil {
-			h.mu.RUnlock()
-			h.log.Warn("undecodable realtime message", "channel", channel, "err", err)
-			return
-		}
-		ev.TenantID, ev.wire = tid, []byte(payload)
-		now := h.now()
-		for s := range set {
-			if !s.offer(ev, now) {
-				slow = append(slow, s)
-			}
-		}
+	subs := make([]*Subscription, 0, len(h.subs[tid]))
+	for s := range h.subs[tid] {
+		subs = append(subs, s)
 	}
 	h.mu.RUnlock()
-	for _, s := range slow {
-		s.closeWith(ErrSlowConsumer)
+	if len(subs) == 0 {
+		return
+	}
+	var ev Event
+	if err := json.Unmarshal([]byte(payload), &ev); err != nil || ev.ID == uuid.Nil {
+		h.log.Warn("undecodable realtime message", "channel", channel, "err", err)
+		return
+	}
+	ev.TenantID, ev.wire = tid, []byte(payload)
+	now := h.now()
+	for _, s := range subs {
+		if !s.offer(ev, now) {
+			s.closeWith(ErrSlowConsumer)
+		}
 	}
 }
 

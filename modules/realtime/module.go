@@ -94,7 +94,8 @@ type socket struct {
 	ctx    context.Context // tenant and actor, outliving the HTTP request
 	tenant uuid.UUID
 	actor  tenant.Actor
-	since  uuid.UUID
+	sub    *Subscription
+	orphan *time.Timer // closes sub if no handler takes it
 	// recheck is the opening request without its upgrade headers, and remote its client's
 	// address: replayed through the app, it answers 426 for as long as the guard still admits
 	// the credentials it carries.
@@ -122,9 +123,16 @@ func (m *Module) handle(c *fiber.Ctx) error {
 		}
 		since = id
 	}
-	if err := m.hub.CheckSubscribe(since); err != nil {
+	// Subscribed before the handshake is answered: once a client's dial returns, nothing
+	// published later can pass it by, so it may load its state over REST right after.
+	sub, err := m.hub.Subscribe(context.WithoutCancel(ctx), org.ID, since, nil)
+	if err != nil {
 		return httpError(c, err)
 	}
+	st := &socket{ctx: context.WithoutCancel(ctx), tenant: org.ID, actor: tenant.ActorFrom(ctx), sub: sub,
+		remote: c.Context().RemoteAddr()}
+	// Should the connection fail between the answer and the handler, nobody would read it.
+	st.orphan = time.AfterFunc(30*time.Second, sub.Close)
 	m.doorOnce.Do(func() {
 		m.door = &fasthttp.Server{Handler: c.App().Handler(), ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second,
 			NoDefaultServerHeader: true}
@@ -136,9 +144,14 @@ func (m *Module) handle(c *fiber.Ctx) error {
 		req.Header.Del(h)
 	}
 	req.Header.SetConnectionClose()
-	c.Locals(socketKey, &socket{ctx: context.WithoutCancel(ctx), tenant: org.ID, actor: tenant.ActorFrom(ctx), since: since,
-		recheck: req, remote: c.Context().RemoteAddr()})
-	return m.ws(c)
+	st.recheck = req
+	c.Locals(socketKey, st)
+	if err := m.ws(c); err != nil {
+		st.orphan.Stop()
+		sub.Close()
+		return err
+	}
+	return nil
 }
 
 func httpError(c *fiber.Ctx, err error) error {
@@ -172,10 +185,8 @@ func (m *Module) serve(conn *websocket.Conn) {
 		_ = conn.Close()
 		return
 	}
-	sub, err := m.hub.Subscribe(st.ctx, st.tenant, st.since, nil)
-	if err != nil {
-		code, reason := CloseCode(err)
-		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+	sub := st.sub
+	if !st.orphan.Stop() {
 		_ = conn.Close()
 		return
 	}

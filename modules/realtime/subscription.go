@@ -40,7 +40,7 @@ type Subscription struct {
 // Subscribe delivers the tenant's events accepted by filter (nil = all): first the journaled
 // ones after since (uuid.Nil: none, live only), in id order, then the live ones as they arrive,
 // each once. filter is called once per event, in delivery order and never concurrently, so it
-// may keep state; it must not block. It registers for the live stream before it reads the journal and holds what arrives
+// may keep state; it must be quick, and must not block. It registers for the live stream before it reads the journal and holds what arrives
 // meanwhile, so an event published between the two is neither missed nor sent twice. It returns
 // at once; the catch-up runs behind C. Close, or cancelling ctx, ends it.
 //
