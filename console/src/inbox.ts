@@ -78,10 +78,10 @@ function conversationIdOf(ev: RealtimeEvent): string | null {
 
 const PREVIEW_RUNES = 140
 
-/** What the list shows of a message, as the server's preview does (first line-ish, clipped). */
-export function previewOf(m: Pick<Message, 'content' | 'content_type' | 'attachments'>): string {
+/** What the list shows of a message, made as the server makes a conversation's preview. */
+export function previewOf(m: Pick<Message, 'content' | 'content_type'>): string {
   const text = m.content.replace(/\s+/g, ' ').trim()
-  if (!text && m.attachments && m.attachments.length > 0) return m.attachments.map((a) => a.filename).join(', ')
+  if (!text && m.content_type !== 'text') return `[${m.content_type}]`
   const runes = Array.from(text)
   return runes.length > PREVIEW_RUNES ? runes.slice(0, PREVIEW_RUNES).join('') + '…' : text
 }
@@ -108,7 +108,12 @@ export function applyEvent(items: Conversation[], ev: RealtimeEvent, ctx: ApplyC
       if (!m || !convId || m.private) return { items, fetch: [] }
       const current = items.find((x) => x.id === convId)
       if (!current) return { items, fetch: [convId] }
-      const next: Conversation = { ...current, preview: previewOf(m), last_message_at: m.created_at || ev.at }
+      const preview = previewOf(m)
+      // A conversation fetched after the message was stored (the fetch a conversation.created
+      // asks for can overtake this event) already counts it.
+      const counted = !!m.created_at && Date.parse(current.last_message_at) === Date.parse(m.created_at) && current.preview === preview
+      if (counted) return { items, fetch: [] }
+      const next: Conversation = { ...current, preview, last_message_at: m.created_at || ev.at }
       if (m.direction === 'in') {
         if (ctx.openId !== convId) next.unread = current.unread + 1
         // The server reopens a conversation its contact writes to.
@@ -212,6 +217,20 @@ export function addMessage(messages: Message[], m: Message): Message[] {
     return at !== 0 && !Number.isNaN(at) ? at : a.id < b.id ? -1 : a.id > b.id ? 1 : 0
   })
   return copy
+}
+
+/**
+ * Adds the answer to our own POST (a reply or a note) unless the live stream brought the message
+ * first: its events are never older than the answer (a reply may already be "sent" by the time
+ * the answer saying "queued" arrives).
+ */
+export function addAnswer(messages: Message[], m: Message): Message[] {
+  return messages.some((x) => x.id === m.id) ? messages : addMessage(messages, m)
+}
+
+/** Applies the answer to a manual retry unless an event has already moved the message on from "failed". */
+export function applyRetryAnswer(messages: Message[], m: Message): Message[] {
+  return messages.map((x) => (x.id === m.id && x.status === 'failed' ? { ...x, ...m, failure_reason: m.failure_reason ?? '' } : x))
 }
 
 /** How many conversations have something unread: the number on the navigation's badge. */

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import {
+  addAnswer,
   addMessage,
+  applyRetryAnswer,
   applyEvent,
   applyThreadEvent,
   EMPTY_VIEW,
@@ -135,6 +137,17 @@ describe('applyEvent', () => {
     expect(ids(applyEvent([resolved[1] as Conversation], event('message.created', message('m1', 'r'), 'r'), { ...all, view }).items)).toEqual([])
   })
 
+  it('does not count a message twice when the conversation was fetched after it was stored', () => {
+    // conversation.created asked for a fetch; its answer (holding the message) overtook message.created.
+    const fetched = [conv('n', 40, { unread: 1, preview: '你好', last_message_at: '2025-01-01T11:00:00.123456Z' })]
+    const m = message('m1', 'n', { content: '你好', created_at: '2025-01-01T11:00:00.123456Z' })
+    const { items } = applyEvent(fetched, event('message.created', m, 'n'), all)
+    expect(items[0]?.unread).toBe(1)
+    // A later message with the same text is new.
+    const later = message('m2', 'n', { content: '你好', created_at: '2025-01-01T11:00:05Z' })
+    expect(applyEvent(items, event('message.created', later, 'n'), all).items[0]?.unread).toBe(2)
+  })
+
   it('asks for a conversation it does not list', () => {
     const { items, fetch } = applyEvent(list, event('message.created', message('m1', 'zz'), 'zz'), all)
     expect(items).toBe(list)
@@ -205,6 +218,27 @@ describe('applyThreadEvent', () => {
     expect(twice.map((m) => m.id)).toEqual(['m1', 'm2'])
   })
 
+  it('keeps what the live stream said when the answer to our POST arrives after it', () => {
+    const queued = message('m2', 'c1', { direction: 'out', status: 'queued', created_at: '2025-01-01T10:01:00Z' })
+    let t = applyThreadEvent(thread, event('message.created', queued, 'c1'), 'c1')
+    t = applyThreadEvent(t, event('message.updated', { id: 'm2', status: 'sent' }, 'c1'), 'c1')
+    t = addAnswer(t, queued)
+    expect(t.map((m) => [m.id, m.status])).toEqual([
+      ['m1', 'received'],
+      ['m2', 'sent'],
+    ])
+    // Without events yet, the answer is what there is.
+    expect(addAnswer(thread, queued).map((m) => m.id)).toEqual(['m1', 'm2'])
+  })
+
+  it('applies a retry answer only to a message still shown as failed', () => {
+    const failed = [message('m2', 'c1', { direction: 'out', status: 'failed', failure_reason: 'HTTP 500' })]
+    const answer = message('m2', 'c1', { direction: 'out', status: 'queued', failure_reason: '' })
+    expect(applyRetryAnswer(failed, answer)[0]).toMatchObject({ status: 'queued', failure_reason: '' })
+    const alreadySent = [{ ...(failed[0] as Message), status: 'sent', failure_reason: '' }]
+    expect(applyRetryAnswer(alreadySent, answer)[0]?.status).toBe('sent')
+  })
+
   it('ignores another conversation, and adds notes', () => {
     expect(applyThreadEvent(thread, event('message.created', message('x', 'c2'), 'c2'), 'c1')).toBe(thread)
     const note = message('n1', 'c1', { private: true, direction: 'internal', status: 'note', created_at: '2025-01-01T10:02:00Z' })
@@ -229,10 +263,12 @@ describe('applyThreadEvent', () => {
 })
 
 describe('previewOf', () => {
-  it('flattens white space, clips long text by characters, and names attachments of an empty message', () => {
-    expect(previewOf({ content: ' a\n\n b ', content_type: 'text', attachments: [] })).toBe('a b')
-    expect(previewOf({ content: '字'.repeat(200), content_type: 'text', attachments: [] })).toBe('字'.repeat(140) + '…')
-    expect(previewOf({ content: '', content_type: 'image', attachments: [{ filename: 'photo.jpg' } as never] })).toBe('photo.jpg')
+  it('flattens white space, clips long text by characters, and names the kind of an empty message (as the server)', () => {
+    expect(previewOf({ content: ' a\n\n b ', content_type: 'text' })).toBe('a b')
+    expect(previewOf({ content: '字'.repeat(140), content_type: 'text' })).toBe('字'.repeat(140))
+    expect(previewOf({ content: '字'.repeat(200), content_type: 'text' })).toBe('字'.repeat(140) + '…')
+    expect(previewOf({ content: '', content_type: 'image' })).toBe('[image]')
+    expect(previewOf({ content: '', content_type: 'text' })).toBe('')
   })
 })
 

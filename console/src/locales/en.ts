@@ -430,6 +430,7 @@ const en = {
       failed: 'Failed',
       note: 'Note',
     },
+    retrying: 'Not delivered yet, trying again: {reason}',
     failed: 'Not delivered: {reason}',
     retry: 'Retry',
     retried: 'Queued again',

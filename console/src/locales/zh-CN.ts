@@ -429,6 +429,7 @@ const zhCN: MessageSchema = {
       failed: '发送失败',
       note: '备注',
     },
+    retrying: '尚未送达，正在重试：{reason}',
     failed: '未送达：{reason}',
     retry: '重试',
     retried: '已重新排队',
