@@ -201,7 +201,7 @@ func (s *Service) Resolve(ctx context.Context, from []provider.Identity, name, l
 				upd := map[string]any{"last_activity_at": now}
 				if name != "" {
 					// Keep a name an agent gave; only fill an empty one.
-					tx.Model(&Contact{}).Where("id = ? AND name = ''", contactID).Update("name", clip(name, 200))
+					upd["name"] = gorm.Expr("CASE WHEN name = '' THEN ? ELSE name END", clip(name, 200))
 				}
 				return tx.Model(&Contact{}).Where("id = ?", contactID).Updates(upd).Error
 			})
@@ -214,10 +214,15 @@ func (s *Service) Resolve(ctx context.Context, from []provider.Identity, name, l
 // lookup maps the identities that exist to their contacts.
 func (s *Service) lookup(ctx context.Context, ids []provider.Identity) (map[provider.Identity]uuid.UUID, error) {
 	out := map[provider.Identity]uuid.UUID{}
+	if len(ids) == 0 {
+		return out, nil
+	}
 	var rows []Identity
 	err := s.db.Run(ctx, func(tx *gorm.DB) error {
-		q := tx.Where("1 = 0")
-		for _, id := range ids {
+		// Only (kind, value) pairs: a constant term in the OR (such as "1 = 0") makes SQLite
+		// give up the unique index and read every identity of the tenant.
+		q := tx.Where("kind = ? AND value = ?", ids[0].Kind, ids[0].Value)
+		for _, id := range ids[1:] {
 			q = q.Or("kind = ? AND value = ?", id.Kind, id.Value)
 		}
 		return tx.Where(q).Find(&rows).Error
