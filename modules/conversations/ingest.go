@@ -320,17 +320,34 @@ func (s *Service) threadFor(ctx context.Context, ch provider.Channel, contactID 
 			return conv, false, err
 		}
 	}
+	// The newest candidate is picked here, not with ORDER BY id DESC: given that order SQLite
+	// walks the primary key through every conversation of the tenant instead of using the
+	// thread or contact index. Candidates are few: one thread, or one contact's live ones.
+	newest := func(q func(tx *gorm.DB) *gorm.DB, keep func(c *Conversation) bool) (bool, error) {
+		var rows []Conversation
+		if err := s.db.Run(ctx, func(tx *gorm.DB) error { return q(tx).Find(&rows).Error }); err != nil {
+			return false, fmt.Errorf("conversations: find thread: %w", err)
+		}
+		found := false
+		for i := range rows {
+			if keep(&rows[i]) && (!found || bytes.Compare(rows[i].ID[:], conv.ID[:]) > 0) {
+				conv, found = rows[i], true
+			}
+		}
+		return found, nil
+	}
 	if m.ThreadKey != "" {
-		ok, err := find(func(tx *gorm.DB) *gorm.DB {
-			return tx.Where("channel_id = ? AND thread_key = ? AND status <> 'closed'", ch.ID, m.ThreadKey).Order("id DESC")
-		})
+		ok, err := newest(func(tx *gorm.DB) *gorm.DB {
+			return tx.Where("channel_id = ? AND thread_key = ? AND status <> 'closed'", ch.ID, m.ThreadKey)
+		}, func(*Conversation) bool { return true })
 		if ok || err != nil {
 			return conv, false, err
 		}
 	} else {
-		ok, err := find(func(tx *gorm.DB) *gorm.DB {
-			return tx.Where("channel_id = ? AND contact_id = ? AND status IN ('open', 'pending', 'snoozed')", ch.ID, contactID).Order("id DESC")
-		})
+		// By contact alone, the one index SQLite cannot mistake; the channel is checked here.
+		ok, err := newest(func(tx *gorm.DB) *gorm.DB {
+			return tx.Where("contact_id = ? AND status IN ('open', 'pending', 'snoozed')", contactID)
+		}, func(c *Conversation) bool { return c.ChannelID == ch.ID })
 		if ok || err != nil {
 			return conv, false, err
 		}
