@@ -11,6 +11,9 @@
 //	go run ./scripts/wsload -key sbk_…                          the console socket of a local server
 //	go run ./scripts/wsload -login owner@acme.test:switchboard-demo -n 1000 -m 200
 //	go run ./scripts/wsload -url wss://host/widget/… -header 'X-Visitor-Token: …'
+//	go run ./scripts/wsload -url ws://a:8080/api/v1/realtime,ws://b:8080/api/v1/realtime -key …
+//
+// scripts/ws-load.sh builds and starts a server (or two sharing a Redis) and runs this against it.
 //
 // A local server must let one address open this many sockets a minute:
 // SWITCHBOARD_RATE_PER_IP=100000 SWITCHBOARD_RATE_PER_TENANT=100000 switchboard serve --demo.
@@ -41,6 +44,9 @@ import (
 
 // Config is one run.
 type Config struct {
+	// URL is the socket's address, or several separated by commas (one per serve process of a
+	// deployment): the sockets are spread over them in turn, so an event sent through one
+	// process must reach the sockets of every other.
 	URL        string
 	Header     http.Header
 	Sockets    int
@@ -94,7 +100,7 @@ func (f *headerFlag) Set(v string) error {
 func main() {
 	cfg := Config{Header: http.Header{}}
 	hf := &headerFlag{h: cfg.Header}
-	flag.StringVar(&cfg.URL, "url", "ws://127.0.0.1:8080/api/v1/realtime", "socket URL")
+	flag.StringVar(&cfg.URL, "url", "ws://127.0.0.1:8080/api/v1/realtime", "socket URL, or several separated by commas (sockets spread over them)")
 	key := flag.String("key", "", "API key, sent as Authorization: Bearer")
 	login := flag.String("login", "", "email:password to log in with instead of a key (the console's session cookie)")
 	flag.Var(hf, "header", `extra request header "Name: value" (repeatable), e.g. the widget's credentials`)
@@ -135,7 +141,8 @@ func logIn(ctx context.Context, socketURL, cred string) (string, error) {
 	if !ok {
 		return "", errors.New("-login wants email:password")
 	}
-	u, err := url.Parse(socketURL)
+	first, _, _ := strings.Cut(socketURL, ",")
+	u, err := url.Parse(first)
 	if err != nil {
 		return "", err
 	}
@@ -203,6 +210,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		r.marker[markers[i]] = i
 	}
 	res := Result{DialErrors: map[string]int{}, ClosedEarly: map[string]int{}}
+	urls := strings.Split(cfg.URL, ",")
 
 	// Connect every socket before publishing: an event is only owed to sockets already open.
 	sockets := make([]*socket, cfg.Sockets)
@@ -218,7 +226,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			t0 := time.Now()
-			conn, resp, err := dialer.DialContext(ctx, cfg.URL, cfg.Header)
+			conn, resp, err := dialer.DialContext(ctx, urls[i%len(urls)], cfg.Header)
 			if err != nil {
 				reason := err.Error()
 				if resp != nil {
@@ -256,7 +264,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		go r.read(s)
 	}
 
-	// Publish: publisher p sends the events p, p+P, p+2P, … at its rate.
+	// Publish: publisher p sends the events p, p+P, p+2P, … at its rate. Publishers are the
+	// first sockets, so with several URLs they sit on different processes too.
 	start = time.Now()
 	var sent atomic.Int64
 	for p := range cfg.Publishers {
@@ -387,7 +396,7 @@ func (r *run) finish(s *socket) {
 
 // Report prints a run.
 func Report(w io.Writer, cfg Config, r Result) {
-	fmt.Fprintf(w, "target      %s\n", cfg.URL)
+	fmt.Fprintf(w, "target      %s\n", strings.ReplaceAll(cfg.URL, ",", ", "))
 	fmt.Fprintf(w, "sockets     %d of %d connected in %s (handshake %s)\n", r.Connected, cfg.Sockets, r.DialTime.Round(time.Millisecond), percentiles(r.Handshake))
 	for reason, n := range r.DialErrors {
 		fmt.Fprintf(w, "            %d failed: %s\n", n, reason)

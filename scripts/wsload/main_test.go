@@ -12,15 +12,16 @@ import (
 	"github.com/switchboard-cloud/switchboard/tenant"
 )
 
-// TestRunAgainstConsoleSocket runs a small load against the console socket with an API key, as
-// the script does against a server.
+// TestRunAgainstConsoleSocket runs a small load with an API key against the console socket of
+// two servers sharing the database and Redis, as the script does against a deployment: events
+// sent through one server reach the sockets of both.
 func TestRunAgainstConsoleSocket(t *testing.T) {
 	e := apptest.New(t, tenant.SQLite)
-	srv := realtimetest.New(t, e)
+	a, b := realtimetest.New(t, e), realtimetest.New(t, e)
 	key := e.Login("owner@acme.test").Do("POST", "/api/v1/api-keys", map[string]any{"name": "load", "role": "agent"}).Want(201).JSON()["key"].(string)
 	h := http.Header{}
 	h.Set("Authorization", "Bearer "+key)
-	cfg := Config{URL: srv.URL, Header: h, Sockets: 200, Events: 24, Publishers: 3, Rate: 4, DialParallel: 20, Wait: 30 * time.Second}
+	cfg := Config{URL: a.URL + "," + b.URL, Header: h, Sockets: 200, Events: 24, Publishers: 3, Rate: 4, DialParallel: 20, Wait: 30 * time.Second}
 	res, err := Run(context.Background(), cfg)
 	var out strings.Builder
 	Report(&out, cfg, res)
