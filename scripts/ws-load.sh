@@ -61,11 +61,13 @@ free_port() {
   exit 1
 }
 
+# A Redis URL may carry a password: it is shown without one.
+redis_shown=$(printf '%s' "${REDIS_URL:-in-process}" | sed -E 's#//[^@/]*@#//…@#')
 urls=()
 for n in $(seq "$nodes"); do
   port=$(free_port)
   base="http://127.0.0.1:$port"
-  echo "== start switchboard serve --demo on $base (node $n of $nodes, redis: ${REDIS_URL:-in-process})"
+  echo "== start switchboard serve --demo on $base (node $n of $nodes, redis: $redis_shown)"
   # Nodes start one after the other: the first migrates and seeds, the others find it done.
   env SWITCHBOARD_ENV=development \
     SWITCHBOARD_ADDR="127.0.0.1:$port" \
