@@ -1,12 +1,15 @@
-// Browser scenario of the inbox against the real Go server (started with its demo data), once
-// per language: Acme's owner connects an "api" channel through the set-up page, writes a canned
+// Browser scenarios of the inbox and the contacts against the real Go server (started with its
+// demo data), once per language. The inbox: Acme's owner connects an "api" channel through the set-up page, writes a canned
 // response, and opens the inbox; the brand's system (this test) posts a signed message in
 // Chinese to the channel's webhook, and it shows up in the open inbox without a reload; the
 // owner opens it, answers with the canned response typed as "/shortcut" (sent with Ctrl+Enter),
 // and the reply reaches the brand's webhook — a small HTTP server in this test — signed.
+// The contacts: a CSV import with a refused row, search, merging one person known by e-mail and
+// by phone, and the export.
 import assert from 'node:assert/strict'
 import { createHmac, randomUUID } from 'node:crypto'
 import { once } from 'node:events'
+import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import { after, before, describe, test } from 'node:test'
 import { DEMO_PASSWORD, launchBrowser, saveEvidence, startServer } from './support.mjs'
@@ -44,6 +47,14 @@ const TEXT = {
     sent: 'Sent',
     resolved: 'Resolved',
     thanks: (name) => `Thanks for waiting, ${name}. Your parcel left the warehouse today.`,
+    contacts: 'Contacts',
+    importTitle: 'Import contacts from CSV',
+    importSubmit: 'Import',
+    imported: '2 created, 0 updated',
+    search: 'Search',
+    mergeTitle: 'Merge two contacts',
+    mergeSubmit: 'Merge',
+    merged: (name) => `Merged into ${name}`,
   },
   'zh-CN': {
     email: '邮箱',
@@ -72,6 +83,14 @@ const TEXT = {
     sent: '已发送',
     resolved: '已解决',
     thanks: (name) => `${name}，感谢您的耐心等待，您的包裹今天已从仓库发出。`,
+    contacts: '联系人',
+    importTitle: '从 CSV 导入联系人',
+    importSubmit: '导入',
+    imported: '新建 2 个，更新 0 个',
+    search: '搜索',
+    mergeTitle: '合并两个联系人',
+    mergeSubmit: '合并',
+    merged: (name) => `已合并到 ${name}`,
   },
 }
 
@@ -143,7 +162,7 @@ async function postInbound(webhookUrl, secret, message) {
 }
 
 for (const [locale, text] of Object.entries(TEXT)) {
-  describe(`inbox in ${locale}`, () => {
+  describe(`inbox and contacts in ${locale}`, () => {
     test('a signed message to a new api channel appears live; the canned reply reaches the brand', async (t) => {
       const run = `${locale}-${Date.now().toString(36)}`
       const channelName = `Shop backend ${run}`
@@ -311,6 +330,92 @@ for (const [locale, text] of Object.entries(TEXT)) {
       } finally {
         await context.close()
         await brand.close()
+      }
+    })
+
+    test('contacts: a CSV import with a refused row, search, merge of one person known twice, export', async (t) => {
+      const run = `${locale}${Date.now().toString(36)}`.toLowerCase().replace(/[^a-z0-9]/g, '')
+      const email = `chen.jing.${run}@example.com`
+      const phone = `+86139${String(Date.now()).slice(-8)}`
+      const byEmail = `陈静 ${run}`
+      const byPhone = `Jing Chen ${run}`
+      const csv = `name,email,phone,tags\n${byEmail},${email},,vip\n${byPhone},,${phone},\nBroken ${run},not-an-email,,\n`
+
+      const context = await browser.newContext({ baseURL: server.url, locale })
+      const pages = { owner: await context.newPage() }
+      const page = pages.owner
+      let failedStep = 'setup'
+      const step = async (name, fn) => {
+        failedStep = name
+        t.diagnostic(name)
+        try {
+          await fn()
+        } catch (err) {
+          err.message = `${name}: ${err.message}`
+          throw err
+        }
+      }
+      try {
+        await step("Acme's owner logs in and opens Contacts", async () => {
+          await page.goto('/login')
+          await page.getByLabel(text.email, { exact: true }).fill('owner@acme.test')
+          await page.getByLabel(text.password, { exact: true }).fill(DEMO_PASSWORD)
+          await page.getByRole('button', { name: text.login, exact: true }).click()
+          await page.waitForURL((url) => url.pathname === '/', { timeout: TIMEOUT })
+          await page.getByRole('menuitem', { name: text.contacts, exact: true }).click()
+          await page.waitForURL((url) => url.pathname === '/contacts', { timeout: TIMEOUT })
+        })
+
+        await step('imports a CSV: two contacts created, the third row refused with its reason', async () => {
+          await page.getByTestId('contacts-import').click()
+          const dialog = page.getByRole('dialog', { name: text.importTitle })
+          await visible(dialog)
+          await dialog.getByTestId('import-file').setInputFiles({ name: 'contacts.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) })
+          await dialog.getByTestId('import-submit').click()
+          await visible(dialog.getByTestId('import-result').getByText(text.imported))
+          const refused = dialog.getByTestId('import-errors').getByRole('row').filter({ hasText: 'email' })
+          await visible(refused)
+          assert.match(await refused.textContent(), /^\s*4\s*email/)
+          await page.keyboard.press('Escape')
+        })
+
+        const table = page.getByTestId('contacts-table')
+        const row = (name) => table.getByRole('row').filter({ hasText: name })
+        await step('finds both by search', async () => {
+          await page.getByTestId('contacts-search').fill(run)
+          await page.getByRole('button', { name: text.search, exact: true }).click()
+          await visible(row(byEmail))
+          await visible(row(byPhone))
+          assert.equal(await table.getByRole('row').filter({ hasText: run }).count(), 2)
+        })
+
+        await step('merges the phone contact into the e-mail one', async () => {
+          await row(byEmail).locator('.el-checkbox').click()
+          await row(byPhone).locator('.el-checkbox').click()
+          await page.getByTestId('contacts-merge').click()
+          const dialog = page.getByRole('dialog', { name: text.mergeTitle })
+          await visible(dialog)
+          await dialog.getByRole('radio', { name: new RegExp(byEmail) }).check()
+          await dialog.getByRole('button', { name: text.mergeSubmit, exact: true }).click()
+          await visible(page.getByText(text.merged(byEmail)))
+          await row(byPhone).waitFor({ state: 'detached', timeout: TIMEOUT })
+          await visible(row(byEmail).getByText(email))
+          await visible(row(byEmail).getByText(phone))
+        })
+
+        await step('exports CSV with the merged contact holding both identities', async () => {
+          const [download] = await Promise.all([page.waitForEvent('download', { timeout: TIMEOUT }), page.getByTestId('contacts-export').click()])
+          const exported = await readFile(await download.path(), 'utf8')
+          const line = exported.split(/\r?\n/).find((l) => l.includes(email))
+          assert.ok(line, `the export has no line with ${email}`)
+          assert.ok(line.includes(phone), line)
+          assert.ok(!exported.includes(byPhone), 'the merged contact is exported once, under the name kept')
+        })
+      } catch (err) {
+        await saveEvidence(`contacts-${locale}-${failedStep}`, pages, server.log())
+        throw err
+      } finally {
+        await context.close()
       }
     })
   })
