@@ -156,7 +156,9 @@ func newEvent(ctx context.Context, kind string, conversationID uuid.UUID, payloa
 	return ev, nil
 }
 
-func (h *Hub) stamp(ev *Event) { ev.ID, ev.At = ids.New(), h.now().UTC() }
+// stamp gives an event its id and time. The time is cut to microseconds, PostgreSQL's
+// precision, so an event reads the same live and from the journal.
+func (h *Hub) stamp(ev *Event) { ev.ID, ev.At = ids.New(), h.now().UTC().Truncate(time.Microsecond) }
 
 // Append journals an event inside the caller's transaction (ctx carries the tenant and usually a
 // tenant.Tx; without one the event gets a transaction of its own) and publishes it to every

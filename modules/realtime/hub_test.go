@@ -296,7 +296,13 @@ func TestCatchUpThenLiveInOrder(t *testing.T) {
 		mustAppend(t, h, e.acme, "barrier", uuid.Nil, nil)
 		journal := e.journal(t, e.acme)
 
-		equalIDs(t, "all", idsOf(until(t, all, "barrier")), journal[5:23])
+		gotAll := until(t, all, "barrier")
+		equalIDs(t, "all", idsOf(gotAll), journal[5:23])
+		// The live copy of an event reads the same as the journal's.
+		again := subscribe(t, h, e.acme, journal[19], nil)
+		if caught := until(t, again, "barrier"); len(caught) != 3 || !caught[0].At.Equal(gotAll[15].At) || caught[0].ID != gotAll[15].ID {
+			t.Fatalf("journal copy %+v differs from the live one %+v", caught[0], gotAll[15])
+		}
 		var want []uuid.UUID
 		for i := 5; i < 23; i++ {
 			if i%2 == 0 || i >= 20 {
