@@ -68,12 +68,15 @@ func (l HubLive) ServeVisitor(c *fiber.Ctx, tenantID, since, channelID, contactI
 		}
 		return true
 	}
-	return websocket.New(func(conn *websocket.Conn) {
-		sub, err := l.Hub.Subscribe(ctx, tenantID, since, filter)
-		if err != nil {
-			_ = conn.Close()
-			return
-		}
-		realtime.ServeConn(conn, sub, nil)
-	})(c)
+	// Subscribed before the handshake is answered: once the script's socket is open, nothing
+	// published afterwards can slip between its REST reload and the stream.
+	sub, err := l.Hub.Subscribe(ctx, tenantID, since, filter)
+	if err != nil {
+		return err
+	}
+	err = websocket.New(func(conn *websocket.Conn) { realtime.ServeConn(conn, sub, nil) })(c)
+	if err != nil {
+		sub.Close()
+	}
+	return err
 }
