@@ -160,18 +160,10 @@ func (s *Service) ingestMessage(ctx context.Context, ch provider.Channel, m prov
 	var msgID uuid.UUID
 	var stored bool
 	var fetch []uuid.UUID
+	// A delivery seen before is not looked up first: the message's insert finds it on the
+	// unique (channel, provider id) key and rolls back what the transaction did until then.
+	// Redeliveries are rare; the lookup cost every new message a statement in the write lock.
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
-		var existing Message
-		err := s.db.Run(ctx, func(tx *gorm.DB) error {
-			return tx.Select("id", "tenant_id").Where("channel_id = ? AND provider_id = ?", ch.ID, pid).Take(&existing).Error
-		})
-		if err == nil {
-			msgID = existing.ID
-			return nil
-		}
-		if !errors.Is(err, gorm.ErrRecordNotFound) {
-			return fmt.Errorf("conversations: look up delivery: %w", err)
-		}
 		contactID, _, err := s.contacts.Resolve(ctx, m.From, m.Name, m.Locale)
 		if err != nil {
 			return err
