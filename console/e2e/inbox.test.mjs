@@ -3,7 +3,8 @@
 // response, and opens the inbox; the brand's system (this test) posts a signed message in
 // Chinese to the channel's webhook, and it shows up in the open inbox without a reload; the
 // owner opens it, answers with the canned response typed as "/shortcut" (sent with Ctrl+Enter),
-// and the reply reaches the brand's webhook — a small HTTP server in this test — signed.
+// and the reply reaches the brand's webhook — a small HTTP server in this test — signed; a
+// reply the brand refuses shows the reason and goes out with Retry.
 // The contacts: a CSV import with a refused row, search, merging one person known by e-mail and
 // by phone, and the export.
 import assert from 'node:assert/strict'
@@ -46,6 +47,8 @@ const TEXT = {
     live: 'Live',
     sent: 'Sent',
     resolved: 'Resolved',
+    notDelivered: 'Not delivered:',
+    retry: 'Retry',
     thanks: (name) => `Thanks for waiting, ${name}. Your parcel left the warehouse today.`,
     contacts: 'Contacts',
     importTitle: 'Import contacts from CSV',
@@ -82,6 +85,8 @@ const TEXT = {
     live: '实时',
     sent: '已发送',
     resolved: '已解决',
+    notDelivered: '未送达：',
+    retry: '重试',
     thanks: (name) => `${name}，感谢您的耐心等待，您的包裹今天已从仓库发出。`,
     contacts: '联系人',
     importTitle: '从 CSV 导入联系人',
@@ -95,6 +100,11 @@ const TEXT = {
 }
 
 const CUSTOMER_TEXT = '你好，我的订单还没到'
+
+// A reply whose first attempt fails for a passing reason is retried after asynq's default
+// backoff (15 s and more); this file's server (node --test runs each file in its own process)
+// retries within a second, so a hiccup on a busy machine is retried as in production, only sooner.
+process.env.SWITCHBOARD_QUEUE_RETRY_BASE ??= '250ms'
 
 let server
 let browser
@@ -115,11 +125,18 @@ const visible = (locator, timeout = TIMEOUT) => locator.waitFor({ state: 'visibl
 async function startBrand() {
   const received = []
   const waiters = []
+  const brand = { refuse: 0 }
   const http = createServer((req, res) => {
     let body = ''
     req.setEncoding('utf8')
     req.on('data', (chunk) => (body += chunk))
     req.on('end', () => {
+      if (brand.refuse > 0) {
+        brand.refuse--
+        res.writeHead(400, { 'Content-Type': 'application/json' })
+        res.end(JSON.stringify({ error: 'customer blocked' }))
+        return
+      }
       const hit = { method: req.method, url: req.url, headers: req.headers, body }
       received.push(hit)
       for (const w of waiters.splice(0)) w()
@@ -132,6 +149,10 @@ async function startBrand() {
   return {
     url: `http://127.0.0.1:${http.address().port}/switchboard/replies`,
     received,
+    /** Answers the next n requests 400 (a permanent refusal: the reply fails at once). */
+    refuseNext(n) {
+      brand.refuse = n
+    },
     /** Resolves with the first request that `match` accepts, failing after `ms`. */
     async next(match, ms = TIMEOUT) {
       const deadline = Date.now() + ms
@@ -308,6 +329,22 @@ for (const [locale, text] of Object.entries(TEXT)) {
           assert.equal(sig[2], hmac(secret, sig[1], hit.body))
           const sent = pane.getByTestId('message').filter({ hasText: reply })
           await visible(sent.getByTestId('message-status').getByText(text.sent, { exact: true }))
+        })
+
+        await step('a reply the brand refuses shows why, and Retry sends it', async () => {
+          const again = `${run}: ${text.sent}?`
+          brand.refuseNext(1)
+          const input = pane.getByTestId('reply-input')
+          await input.fill(again)
+          await input.press('Control+Enter')
+          const failed = pane.getByTestId('message').filter({ hasText: again })
+          const failure = failed.getByTestId('message-failure')
+          await visible(failure.getByText(text.notDelivered))
+          assert.match(await failure.textContent(), /400/)
+          await failure.getByRole('button', { name: text.retry, exact: true }).click()
+          await brand.next((h) => h.body.includes(again))
+          await visible(failed.getByTestId('message-status').getByText(text.sent, { exact: true }))
+          await failure.waitFor({ state: 'detached', timeout: TIMEOUT })
         })
 
         await step('takes it with the a shortcut: it leaves the unassigned list', async () => {
