@@ -124,7 +124,7 @@ func (m *Module) Authenticate() fiber.Handler {
 		c.Locals(csrfKey, au.CSRFToken)
 		a := withUser(base, au.User)
 		var org *MembershipView
-		if want := c.Get(HeaderOrg); want != "" {
+		if want := requestedOrg(c); want != "" {
 			for i := range mships {
 				if mships[i].OrgID.String() == want {
 					org = &mships[i]
@@ -478,4 +478,16 @@ func (m *Module) revokeKey(c *fiber.Ctx) error {
 // csrfOK compares the header with the session's token; an empty token never matches.
 func csrfOK(got, want string) bool {
 	return got != "" && want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}
+
+// requestedOrg is the organisation a request names: X-Switchboard-Org, or for a WebSocket
+// handshake (browsers cannot set headers on one) the org query parameter.
+func requestedOrg(c *fiber.Ctx) string {
+	if v := c.Get(HeaderOrg); v != "" {
+		return v
+	}
+	if strings.EqualFold(c.Get(fiber.HeaderUpgrade), "websocket") {
+		return c.Query("org")
+	}
+	return ""
 }
