@@ -102,9 +102,7 @@ func run(o options) error {
 	case o.maxInflight < 1:
 		return errors.New("-max-inflight must be at least 1")
 	}
-	client := &http.Client{Timeout: o.timeout, Transport: &http.Transport{
-		MaxIdleConns: o.maxInflight, MaxIdleConnsPerHost: o.maxInflight, IdleConnTimeout: time.Minute, DisableCompression: true,
-	}}
+	client := newClient(o)
 	api := &apiClient{base: o.base, http: client, key: o.apiKey}
 	if o.setup {
 		if err := setup(api, &o); err != nil {
@@ -144,6 +142,13 @@ func run(o options) error {
 		return errors.New("failed")
 	}
 	return nil
+}
+
+// newClient keeps a connection per delivery in flight alive between deliveries.
+func newClient(o options) *http.Client {
+	return &http.Client{Timeout: o.timeout, Transport: &http.Transport{
+		MaxIdleConns: o.maxInflight, MaxIdleConnsPerHost: o.maxInflight, IdleConnTimeout: time.Minute, DisableCompression: true,
+	}}
 }
 
 func runID() string {
