@@ -134,7 +134,10 @@ func TestOutboxDeliversOnceThroughTheWorker(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "delivery", func() bool { return sink.count("alice@example.com") == 1 })
+	// The row is marked sent just after the SMTP server has the mail: wait for both.
+	waitFor(t, "delivery", func() bool {
+		return sink.count("alice@example.com") == 1 && status(t, e, "alice@example.com").Status == "sent"
+	})
 	m := status(t, e, "alice@example.com")
 	if m.Status != "sent" || m.SentAt == nil {
 		t.Fatalf("mail row after delivery: %+v", m)
