@@ -49,15 +49,29 @@ func testLog() *slog.Logger {
 // and on PostgreSQL (TEST_DATABASE_URL) when they are set.
 func each(t *testing.T, fn func(t *testing.T, e *env)) {
 	t.Helper()
+	eachOf(t, true, fn)
+}
+
+// eachEmbedded runs fn on the set-ups with the in-process Redis only: the tests that stop and
+// restart Redis cannot do that to the machine's shared server.
+func eachEmbedded(t *testing.T, fn func(t *testing.T, e *env)) {
+	t.Helper()
+	eachOf(t, false, fn)
+}
+
+func eachOf(t *testing.T, withReal bool, fn func(t *testing.T, e *env)) {
+	t.Helper()
 	type setup struct {
 		name    string
 		dialect tenant.Dialect
 		real    bool
 	}
 	setups := []setup{{"sqlite/embedded", tenant.SQLite, false}}
-	if os.Getenv("TEST_REDIS_URL") != "" {
+	switch {
+	case !withReal:
+	case os.Getenv("TEST_REDIS_URL") != "":
 		setups = append(setups, setup{"sqlite/redis", tenant.SQLite, true})
-	} else {
+	default:
 		t.Log("TEST_REDIS_URL not set: real-Redis variant skipped, embedded variant runs")
 	}
 	if os.Getenv("TEST_DATABASE_URL") != "" {
@@ -545,10 +559,7 @@ func TestPruneDeletesOnlyOldRows(t *testing.T) {
 }
 
 func TestRedisOutageClosesSubscriptionsAndRecovers(t *testing.T) {
-	each(t, func(t *testing.T, e *env) {
-		if e.mini == nil {
-			t.Skip("restarts the in-process Redis")
-		}
+	eachEmbedded(t, func(t *testing.T, e *env) {
 		h := e.hub(t)
 		sub := subscribe(t, h, e.acme, uuid.Nil, nil)
 		mustAppend(t, h, e.acme, "before", uuid.Nil, nil)
@@ -592,10 +603,7 @@ func TestRedisOutageClosesSubscriptionsAndRecovers(t *testing.T) {
 }
 
 func TestStartWhileRedisIsDownKeepsTrying(t *testing.T) {
-	each(t, func(t *testing.T, e *env) {
-		if e.mini == nil {
-			t.Skip("stops the in-process Redis")
-		}
+	eachEmbedded(t, func(t *testing.T, e *env) {
 		e.mini.Close()
 		h := realtime.NewHub(e.db, e.rdb, testLog())
 		ctx, cancel := context.WithCancel(context.Background())
