@@ -9,7 +9,9 @@
 //	go run ./scripts/ingestload -url http://127.0.0.1:8080 -channel <public id> -secret <channel secret> \
 //	    -api-key sbk_… [-rate 500] [-duration 30s] [-senders 300] [-max-p99 50ms]
 //
-// The load is open-loop: message i is due at start + i/rate whether or not earlier answers have
+// First every sender writes once, untimed, at up to 50/s, so that the timed run meets an inbox
+// where its customers and their conversations exist (-warmup=false leaves that out). The timed
+// load is open-loop: message i is due at start + i/rate whether or not earlier answers have
 // come back, and its latency is counted from that moment, so a server that falls behind shows
 // as latency rather than as a slower sender. Each run writes its own message ids and its own
 // senders (contacts named "ingestload <run> #<n>"), so runs against the same channel do not
@@ -49,6 +51,7 @@ type options struct {
 	duration, timeout, maxP99     time.Duration
 	senders, maxInflight          int
 	setup, verify, allowRemote    bool
+	warmup                        bool
 	email, password               string
 }
 
@@ -68,6 +71,7 @@ func main() {
 	flag.StringVar(&o.email, "email", "owner@acme.test", "login for -setup")
 	flag.StringVar(&o.password, "password", envOr("SWITCHBOARD_DEMO_PASSWORD", "switchboard-demo"), "password for -setup")
 	flag.BoolVar(&o.verify, "verify", true, "check through the API that every message is stored exactly once")
+	flag.BoolVar(&o.warmup, "warmup", true, "first send one untimed message from each sender (its contact and conversation exist, as in a running inbox)")
 	flag.BoolVar(&o.allowRemote, "allow-remote", false, "allow a -url that is not 127.0.0.1 or localhost")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -123,15 +127,28 @@ func run(o options) error {
 	}
 
 	runID := runID()
+	ok := true
+	var phases []outcome
+	if o.warmup {
+		rate := min(o.rate, 50)
+		fmt.Printf("== warm-up: one message from each of the %d senders at %g/s, not timed (run %s)\n", o.senders, rate, runID)
+		w := send(client, o, runID, "w", o.senders, rate)
+		if n := w.failed(); n > 0 {
+			fmt.Printf("FAIL: %d warm-up deliveries were not answered 200\n", n)
+			ok = false
+		}
+		phases = append(phases, w)
+	}
 	total := int(o.rate * o.duration.Seconds())
 	fmt.Printf("== load: %d messages at %g/s for %s from %d senders to %s/hooks/api/%s (run %s)\n",
 		total, o.rate, o.duration, o.senders, o.base, o.channel, runID)
-	res := send(client, o, runID, total)
-	ok := report(res, o)
+	res := send(client, o, runID, "", total, o.rate)
+	ok = report(res, o) && ok
+	phases = append(phases, res)
 
 	if o.verify {
 		fmt.Printf("== check: every message of run %s stored exactly once (channel %s)\n", runID, channelID)
-		if err := check(api, channelID, runID, res); err != nil {
+		if err := check(api, channelID, runID, phases...); err != nil {
 			fmt.Println("FAIL:", err)
 			ok = false
 		} else {
@@ -166,15 +183,31 @@ type result struct {
 }
 
 type outcome struct {
+	ids     []string // the message id of each delivery
 	results []result
+	start   time.Time     // when the first delivery was due
 	elapsed time.Duration // from the first due time to the last answer
 }
 
-func messageID(run string, i int) string { return "ingestload-" + run + "-" + strconv.Itoa(i) }
+func (o outcome) failed() int {
+	n := 0
+	for _, r := range o.results {
+		if r.status != http.StatusOK {
+			n++
+		}
+	}
+	return n
+}
 
-func send(client *http.Client, o options, run string, total int) outcome {
+// send delivers total messages at rate; message i comes from sender i mod -senders and has the
+// id ingestload-<run>-<phase><i>.
+func send(client *http.Client, o options, run, phase string, total int, rate float64) outcome {
 	hook := o.base + "/hooks/api/" + url.PathEscape(o.channel)
 	results := make([]result, total)
+	ids := make([]string, total)
+	for i := range ids {
+		ids[i] = "ingestload-" + run + "-" + phase + strconv.Itoa(i)
+	}
 	sem := make(chan struct{}, o.maxInflight)
 	var wg sync.WaitGroup
 	var done, failed atomic.Int64
@@ -193,7 +226,7 @@ func send(client *http.Client, o options, run string, total int) outcome {
 		}
 	}()
 	for i := range total {
-		due := start.Add(time.Duration(float64(i) / o.rate * float64(time.Second)))
+		due := start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
 		if d := time.Until(due); d > 0 {
 			time.Sleep(d)
 		}
@@ -203,7 +236,7 @@ func send(client *http.Client, o options, run string, total int) outcome {
 			defer func() { <-sem; wg.Done() }()
 			k := i % o.senders
 			body, _ := json.Marshal(map[string]any{
-				"message_id":  messageID(run, i),
+				"message_id":  ids[i],
 				"contact":     map[string]string{"external_id": fmt.Sprintf("ingestload-%s-%d", run, k), "name": fmt.Sprintf("ingestload %s #%d", run, k)},
 				"text":        fmt.Sprintf("你好，我的订单 #%d 还没到，请帮我查一下", i),
 				"occurred_at": time.Now().UTC().Format(time.RFC3339),
@@ -232,7 +265,7 @@ func send(client *http.Client, o options, run string, total int) outcome {
 	}
 	wg.Wait()
 	close(stop)
-	return outcome{results: results, elapsed: time.Since(start)}
+	return outcome{ids: ids, results: results, start: start, elapsed: time.Since(start)}
 }
 
 func percentile(sorted []time.Duration, p float64) time.Duration {
@@ -271,6 +304,20 @@ func report(out outcome, o options) bool {
 	fmt.Printf("   latency from due time: p50 %s  p95 %s  p99 %s  max %s\n",
 		ms(percentile(lat, 0.50)), ms(percentile(lat, 0.95)), ms(percentile(lat, 0.99)), ms(percentile(lat, 1)))
 	fmt.Printf("   latency from sending:  p50 %s  p95 %s  p99 %s\n", ms(percentile(svc, 0.50)), ms(percentile(svc, 0.95)), ms(percentile(svc, 0.99)))
+	// The second (by due time) with the slowest p99 tells a steady overload from a stall.
+	worst, worstAt := time.Duration(0), 0
+	for sec := 0; float64(sec) < float64(n)/o.rate; sec++ {
+		var w []time.Duration
+		for i := int(float64(sec) * o.rate); i < min(int(float64(sec+1)*o.rate), n); i++ {
+			w = append(w, out.results[i].latency)
+		}
+		slices.Sort(w)
+		if p := percentile(w, 0.99); p > worst {
+			worst, worstAt = p, sec
+		}
+	}
+	fmt.Printf("   slowest second: %ds after the start (%s), p99 %s\n", worstAt,
+		out.start.Add(time.Duration(worstAt)*time.Second).UTC().Format("15:04:05Z"), ms(worst))
 	keys := make([]string, 0, len(statuses))
 	for k := range statuses {
 		keys = append(keys, k)
@@ -448,7 +495,7 @@ func (a *apiClient) runConversations(channelID, run string) ([]string, string, e
 // check counts the run's message ids among the messages of its senders' conversations. It
 // first waits until those conversations stop changing: a server that fell behind is still
 // storing deliveries whose senders gave up waiting, and the inbox's order moves meanwhile.
-func check(a *apiClient, channelID, run string, out outcome) error {
+func check(a *apiClient, channelID, run string, phases ...outcome) error {
 	convs, stamp, err := a.runConversations(channelID, run)
 	if err != nil {
 		return err
@@ -494,22 +541,25 @@ func check(a *apiClient, channelID, run string, out outcome) error {
 	for _, n := range seen {
 		found += n
 	}
-	var missing, twice, failedStored, failed int
-	for i, r := range out.results {
-		n := seen[messageID(run, i)]
-		delete(seen, messageID(run, i))
-		switch {
-		case n > 1:
-			twice++
-		case r.status == http.StatusOK && n == 0:
-			missing++
-		case r.status != http.StatusOK:
-			failed++
-			failedStored += n
+	var sent, missing, twice, failedStored, failed int
+	for _, out := range phases {
+		for i, r := range out.results {
+			sent++
+			n := seen[out.ids[i]]
+			delete(seen, out.ids[i])
+			switch {
+			case n > 1:
+				twice++
+			case r.status == http.StatusOK && n == 0:
+				missing++
+			case r.status != http.StatusOK:
+				failed++
+				failedStored += n
+			}
 		}
 	}
 	fmt.Printf("   %d conversations, %d messages of %d sent; %d acknowledged but missing, %d stored more than once, %d unknown ids; %d of %d failed deliveries were stored anyway\n",
-		len(convs), found, len(out.results), missing, twice, len(seen), failedStored, failed)
+		len(convs), found, sent, missing, twice, len(seen), failedStored, failed)
 	if missing > 0 || twice > 0 || len(seen) > 0 {
 		return fmt.Errorf("%d missing, %d stored twice, %d unknown", missing, twice, len(seen))
 	}

@@ -27,10 +27,13 @@ func opts(base string) options {
 		setup: true, verify: true, email: "owner@acme.test", password: apptest.Password}
 }
 
-// TestRunStoresEveryMessageOnce runs a small load with -setup: the channel and key are made
-// through the API, every delivery is answered 200 and the check finds each message once.
+// TestRunStoresEveryMessageOnce runs a small load with -setup and the warm-up: the channel and
+// key are made through the API, every delivery is answered 200 and the check finds each message
+// once.
 func TestRunStoresEveryMessageOnce(t *testing.T) {
-	if err := run(opts(serve(t))); err != nil {
+	o := opts(serve(t))
+	o.warmup = true
+	if err := run(o); err != nil {
 		t.Fatal(err)
 	}
 }
