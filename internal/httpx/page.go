@@ -3,6 +3,8 @@ package httpx
 import (
 	"strconv"
 
+	"github.com/google/uuid"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/switchboard-cloud/switchboard/internal/apperr"
@@ -67,4 +69,14 @@ func PathID(c *fiber.Ctx, name string) (string, error) {
 		return "", apperr.Malformed(name, "must be a UUID")
 	}
 	return s, nil
+}
+
+// PathUUID is PathID parsed.
+func PathUUID(c *fiber.Ctx, name string) (uuid.UUID, error) {
+	s, err := PathID(c, name)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	id, _ := ids.Parse(s)
+	return id, nil
 }

@@ -6,7 +6,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/switchboard-cloud/switchboard/internal/httpx"
-	"github.com/switchboard-cloud/switchboard/internal/ids"
 	"github.com/switchboard-cloud/switchboard/modules/access"
 )
 
@@ -98,11 +97,10 @@ func (m *Module) create(c *fiber.Ctx) error {
 }
 
 func (m *Module) get(c *fiber.Ctx) error {
-	s, err := httpx.PathID(c, "id")
+	id, err := httpx.PathUUID(c, "id")
 	if err != nil {
 		return err
 	}
-	id, _ := ids.Parse(s)
 	out, err := m.svc.Get(c.UserContext(), id)
 	if err != nil {
 		return err
@@ -111,11 +109,10 @@ func (m *Module) get(c *fiber.Ctx) error {
 }
 
 func (m *Module) update(c *fiber.Ctx) error {
-	s, err := httpx.PathID(c, "id")
+	id, err := httpx.PathUUID(c, "id")
 	if err != nil {
 		return err
 	}
-	id, _ := ids.Parse(s)
 	var in UpdateInput
 	if err := httpx.Decode(c, m.val, &in); err != nil {
 		return err
@@ -128,11 +125,10 @@ func (m *Module) update(c *fiber.Ctx) error {
 }
 
 func (m *Module) test(c *fiber.Ctx) error {
-	s, err := httpx.PathID(c, "id")
+	id, err := httpx.PathUUID(c, "id")
 	if err != nil {
 		return err
 	}
-	id, _ := ids.Parse(s)
 	out, err := m.svc.Test(c.UserContext(), id)
 	if err != nil {
 		return err

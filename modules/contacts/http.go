@@ -9,7 +9,6 @@ import (
 
 	"github.com/switchboard-cloud/switchboard/internal/apperr"
 	"github.com/switchboard-cloud/switchboard/internal/httpx"
-	"github.com/switchboard-cloud/switchboard/internal/ids"
 	"github.com/switchboard-cloud/switchboard/modules/access"
 )
 
@@ -76,15 +75,6 @@ func (m *Module[T]) Routes(r *access.Router) {
 	r.Delete("/contact-fields/:key", perm(PermManage, "Remove a custom field definition"), m.deleteField)
 }
 
-func pathUUID(c *fiber.Ctx, name string) (uuid.UUID, error) {
-	s, err := httpx.PathID(c, name)
-	if err != nil {
-		return uuid.Nil, err
-	}
-	id, _ := ids.Parse(s)
-	return id, nil
-}
-
 func (m *Module[T]) list(c *fiber.Ctx) error {
 	p, err := httpx.ParsePage(c)
 	if err != nil {
@@ -110,7 +100,7 @@ func (m *Module[T]) create(c *fiber.Ctx) error {
 }
 
 func (m *Module[T]) get(c *fiber.Ctx) error {
-	id, err := pathUUID(c, "id")
+	id, err := httpx.PathUUID(c, "id")
 	if err != nil {
 		return err
 	}
@@ -122,7 +112,7 @@ func (m *Module[T]) get(c *fiber.Ctx) error {
 }
 
 func (m *Module[T]) update(c *fiber.Ctx) error {
-	id, err := pathUUID(c, "id")
+	id, err := httpx.PathUUID(c, "id")
 	if err != nil {
 		return err
 	}
@@ -138,11 +128,11 @@ func (m *Module[T]) update(c *fiber.Ctx) error {
 }
 
 func (m *Module[T]) removeIdentity(c *fiber.Ctx) error {
-	id, err := pathUUID(c, "id")
+	id, err := httpx.PathUUID(c, "id")
 	if err != nil {
 		return err
 	}
-	iid, err := pathUUID(c, "identity_id")
+	iid, err := httpx.PathUUID(c, "identity_id")
 	if err != nil {
 		return err
 	}
@@ -165,7 +155,7 @@ func (m *Module[T]) merge(c *fiber.Ctx) error {
 }
 
 func (m *Module[T]) timelineRoute(c *fiber.Ctx) error {
-	id, err := pathUUID(c, "id")
+	id, err := httpx.PathUUID(c, "id")
 	if err != nil {
 		return err
 	}

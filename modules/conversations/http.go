@@ -104,15 +104,6 @@ func (m *Module) Schedules() []queue.Schedule {
 	return []queue.Schedule{{Cron: "@every 1m", Task: asynq.NewTask(TaskSweep, nil)}}
 }
 
-func pathUUID(c *fiber.Ctx, name string) (uuid.UUID, error) {
-	s, err := httpx.PathID(c, name)
-	if err != nil {
-		return uuid.Nil, err
-	}
-	id, _ := ids.Parse(s)
-	return id, nil
-}
-
 func queryUUID(c *fiber.Ctx, name string) (*uuid.UUID, error) {
 	s := c.Query(name)
 	if s == "" {
@@ -165,7 +156,7 @@ func (m *Module) list(c *fiber.Ctx) error {
 }
 
 func (m *Module) get(c *fiber.Ctx) error {
-	id, err := pathUUID(c, "id")
+	id, err := httpx.PathUUID(c, "id")
 	if err != nil {
 		return err
 	}
@@ -177,7 +168,7 @@ func (m *Module) get(c *fiber.Ctx) error {
 }
 
 func (m *Module) update(c *fiber.Ctx) error {
-	id, err := pathUUID(c, "id")
+	id, err := httpx.PathUUID(c, "id")
 	if err != nil {
 		return err
 	}
@@ -205,7 +196,7 @@ func (m *Module) bulk(c *fiber.Ctx) error {
 }
 
 func (m *Module) read(c *fiber.Ctx) error {
-	id, err := pathUUID(c, "id")
+	id, err := httpx.PathUUID(c, "id")
 	if err != nil {
 		return err
 	}
@@ -216,7 +207,7 @@ func (m *Module) read(c *fiber.Ctx) error {
 }
 
 func (m *Module) messagesPage(c *fiber.Ctx, private bool, onlyNotes bool) error {
-	id, err := pathUUID(c, "id")
+	id, err := httpx.PathUUID(c, "id")
 	if err != nil {
 		return err
 	}
@@ -247,7 +238,7 @@ func (m *Module) messages(c *fiber.Ctx) error {
 func (m *Module) notes(c *fiber.Ctx) error { return m.messagesPage(c, true, true) }
 
 func (m *Module) reply(c *fiber.Ctx) error {
-	id, err := pathUUID(c, "id")
+	id, err := httpx.PathUUID(c, "id")
 	if err != nil {
 		return err
 	}
@@ -263,11 +254,11 @@ func (m *Module) reply(c *fiber.Ctx) error {
 }
 
 func (m *Module) retry(c *fiber.Ctx) error {
-	id, err := pathUUID(c, "id")
+	id, err := httpx.PathUUID(c, "id")
 	if err != nil {
 		return err
 	}
-	mid, err := pathUUID(c, "message_id")
+	mid, err := httpx.PathUUID(c, "message_id")
 	if err != nil {
 		return err
 	}
@@ -279,7 +270,7 @@ func (m *Module) retry(c *fiber.Ctx) error {
 }
 
 func (m *Module) note(c *fiber.Ctx) error {
-	id, err := pathUUID(c, "id")
+	id, err := httpx.PathUUID(c, "id")
 	if err != nil {
 		return err
 	}
@@ -295,11 +286,11 @@ func (m *Module) note(c *fiber.Ctx) error {
 }
 
 func (m *Module) render(c *fiber.Ctx) error {
-	id, err := pathUUID(c, "id")
+	id, err := httpx.PathUUID(c, "id")
 	if err != nil {
 		return err
 	}
-	cid, err := pathUUID(c, "canned_id")
+	cid, err := httpx.PathUUID(c, "canned_id")
 	if err != nil {
 		return err
 	}
@@ -335,7 +326,7 @@ func (m *Module) cannedCreate(c *fiber.Ctx) error {
 }
 
 func (m *Module) cannedUpdate(c *fiber.Ctx) error {
-	id, err := pathUUID(c, "id")
+	id, err := httpx.PathUUID(c, "id")
 	if err != nil {
 		return err
 	}
@@ -351,7 +342,7 @@ func (m *Module) cannedUpdate(c *fiber.Ctx) error {
 }
 
 func (m *Module) cannedDelete(c *fiber.Ctx) error {
-	id, err := pathUUID(c, "id")
+	id, err := httpx.PathUUID(c, "id")
 	if err != nil {
 		return err
 	}
@@ -379,7 +370,7 @@ func (m *Module) upload(c *fiber.Ctx) error {
 }
 
 func (m *Module) download(c *fiber.Ctx) error {
-	id, err := pathUUID(c, "id")
+	id, err := httpx.PathUUID(c, "id")
 	if err != nil {
 		return err
 	}

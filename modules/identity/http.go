@@ -12,7 +12,6 @@ import (
 
 	"github.com/switchboard-cloud/switchboard/internal/apperr"
 	"github.com/switchboard-cloud/switchboard/internal/httpx"
-	"github.com/switchboard-cloud/switchboard/internal/ids"
 	"github.com/switchboard-cloud/switchboard/modules/access"
 	"github.com/switchboard-cloud/switchboard/tenant"
 )
@@ -331,17 +330,8 @@ func (m *Module) listMembers(c *fiber.Ctx) error {
 	return c.JSON(l)
 }
 
-func pathUUID(c *fiber.Ctx, name string) (uuid.UUID, error) {
-	s, err := httpx.PathID(c, name)
-	if err != nil {
-		return uuid.Nil, err
-	}
-	id, _ := ids.Parse(s)
-	return id, nil
-}
-
 func (m *Module) updateMember(c *fiber.Ctx) error {
-	id, err := pathUUID(c, "user_id")
+	id, err := httpx.PathUUID(c, "user_id")
 	if err != nil {
 		return err
 	}
@@ -357,7 +347,7 @@ func (m *Module) updateMember(c *fiber.Ctx) error {
 }
 
 func (m *Module) removeMember(c *fiber.Ctx) error {
-	id, err := pathUUID(c, "user_id")
+	id, err := httpx.PathUUID(c, "user_id")
 	if err != nil {
 		return err
 	}
@@ -392,7 +382,7 @@ func (m *Module) invite(c *fiber.Ctx) error {
 }
 
 func (m *Module) revokeInvitation(c *fiber.Ctx) error {
-	id, err := pathUUID(c, "id")
+	id, err := httpx.PathUUID(c, "id")
 	if err != nil {
 		return err
 	}
@@ -453,7 +443,7 @@ func (m *Module) createKey(c *fiber.Ctx) error {
 }
 
 func (m *Module) getKey(c *fiber.Ctx) error {
-	id, err := pathUUID(c, "id")
+	id, err := httpx.PathUUID(c, "id")
 	if err != nil {
 		return err
 	}
@@ -465,7 +455,7 @@ func (m *Module) getKey(c *fiber.Ctx) error {
 }
 
 func (m *Module) revokeKey(c *fiber.Ctx) error {
-	id, err := pathUUID(c, "id")
+	id, err := httpx.PathUUID(c, "id")
 	if err != nil {
 		return err
 	}
