@@ -141,3 +141,14 @@ func lockingFor(d Dialect) []clause.Expression {
 	}
 	return nil
 }
+
+// InOrg loads an organisation and returns ctx naming it, for work that starts without one
+// (inbound webhooks, background tasks that carry an org id).
+func (d *DB) InOrg(ctx context.Context, orgID uuid.UUID) (context.Context, Org, error) {
+	var org Org
+	err := d.Global(ctx, func(tx *gorm.DB) error { return tx.Where("id = ?", orgID).Take(&org).Error })
+	if err != nil {
+		return nil, Org{}, fmt.Errorf("tenant: load organisation %s: %w", orgID, err)
+	}
+	return WithOrg(ctx, org), org, nil
+}

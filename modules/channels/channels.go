@@ -574,11 +574,10 @@ func (s *Service) Resolve(ctx context.Context, routeKey, typ string) (context.Co
 	if typ != "" && routeType != typ {
 		return nil, provider.Channel{}, fmt.Errorf("channel route %q is not a %s channel: %w", routeKey, typ, apperr.ErrNotFound)
 	}
-	var o tenant.Org
-	if err := s.db.Global(ctx, func(tx *gorm.DB) error { return tx.Where("id = ?", org).Take(&o).Error }); err != nil {
-		return nil, provider.Channel{}, fmt.Errorf("channels: load organisation %s: %w", org, err)
+	ctx, _, err = s.db.InOrg(ctx, org)
+	if err != nil {
+		return nil, provider.Channel{}, err
 	}
-	ctx = tenant.WithOrg(ctx, o)
 	ch, status, err := s.Open(ctx, channelID)
 	if err != nil {
 		return nil, provider.Channel{}, err

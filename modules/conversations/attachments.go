@@ -87,7 +87,7 @@ func (s *Service) HandleFetchMedia(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fmt.Errorf("conversations: fetch payload: %w: %w", err, asynq.SkipRetry)
 	}
-	ctx, _, err := s.orgContext(ctx, p.TenantID)
+	ctx, _, err := s.db.InOrg(ctx, p.TenantID)
 	if err != nil {
 		return err
 	}

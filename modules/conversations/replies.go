@@ -249,7 +249,7 @@ func (s *Service) HandleSend(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fmt.Errorf("conversations: send payload: %w: %w", err, asynq.SkipRetry)
 	}
-	ctx, org, err := s.orgContext(ctx, p.TenantID)
+	ctx, org, err := s.db.InOrg(ctx, p.TenantID)
 	if err != nil {
 		return err
 	}

@@ -130,14 +130,3 @@ func (s *Service) conversation(ctx context.Context, id uuid.UUID) (Conversation,
 	}
 	return c, nil
 }
-
-// orgContext returns a context naming the organisation, for work that starts without one
-// (webhooks, tasks).
-func (s *Service) orgContext(ctx context.Context, orgID uuid.UUID) (context.Context, tenant.Org, error) {
-	var org tenant.Org
-	err := s.db.Global(ctx, func(tx *gorm.DB) error { return tx.Where("id = ?", orgID).Take(&org).Error })
-	if err != nil {
-		return nil, tenant.Org{}, fmt.Errorf("conversations: load organisation %s: %w", orgID, err)
-	}
-	return tenant.WithOrg(ctx, org), org, nil
-}

@@ -137,11 +137,10 @@ func (s *Service) HandlePoll(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fmt.Errorf("mailin: poll payload: %w: %w", err, asynq.SkipRetry)
 	}
-	var org tenant.Org
-	if err := s.db.Global(ctx, func(tx *gorm.DB) error { return tx.Where("id = ?", p.TenantID).Take(&org).Error }); err != nil {
-		return fmt.Errorf("mailin: organisation: %w", err)
+	ctx, _, err := s.db.InOrg(ctx, p.TenantID)
+	if err != nil {
+		return err
 	}
-	ctx = tenant.WithOrg(ctx, org)
 	ch, status, err := s.channels.Open(ctx, p.ChannelID)
 	if err != nil || status != channels.StatusActive {
 		return err
