@@ -2,7 +2,6 @@ package conversations_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,7 +20,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/switchboard-cloud/switchboard/app/apptest"
 	"github.com/switchboard-cloud/switchboard/modules/channels/apichannel"
@@ -32,67 +30,13 @@ import (
 	"github.com/switchboard-cloud/switchboard/tenant"
 )
 
-// redisPool are the databases of a real Redis these tests use. Each app claims one for itself
-// with a lock key (SET NX, released when its test ends, expiring if the process dies) and clears
-// the asynq keys left there, so test processes running at the same time (the other package's,
-// or this one run twice at once) never take each other's tasks.
-var redisPool = []int{10, 11, 12, 13, 14, 15}
-
-const redisLockKey = "switchboard-test:lock"
-
-var releaseLock = redis.NewScript(`if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) end return 0`)
-
-// claimRedis returns the URL of a database of the Redis at base that no other test uses.
-func claimRedis(t *testing.T, base string) string {
-	t.Helper()
-	opt, err := redis.ParseURL(base)
-	if err != nil {
-		t.Fatalf("TEST_REDIS_URL: %v", err)
-	}
-	ctx, token := context.Background(), uuid.NewString()
-	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		for _, n := range redisPool {
-			o := *opt
-			o.DB = n
-			c := redis.NewClient(&o)
-			ok, err := c.SetNX(ctx, redisLockKey, token, 10*time.Minute).Result()
-			if err != nil || !ok {
-				c.Close()
-				if err != nil {
-					t.Fatalf("redis db %d: %v", n, err)
-				}
-				continue
-			}
-			t.Cleanup(func() {
-				_ = releaseLock.Run(ctx, c, []string{redisLockKey}, token).Err()
-				c.Close()
-			})
-			var stale []string
-			if stale, err = c.Keys(ctx, "asynq:*").Result(); err == nil && len(stale) > 0 {
-				err = c.Del(ctx, stale...).Err()
-			}
-			if err != nil {
-				t.Fatalf("clear redis db %d: %v", n, err)
-			}
-			u, err := url.Parse(base)
-			if err != nil {
-				t.Fatal(err)
-			}
-			u.Path = fmt.Sprintf("/%d", n)
-			return u.String()
-		}
-	}
-	t.Fatalf("no free Redis database among %v", redisPool)
-	return ""
-}
-
 // scenarioEnv is an app with fast retries, on a real Redis when the dialect is PostgreSQL and
 // TEST_REDIS_URL is set. Its worker is not started: see startWorker.
 func scenarioEnv(t *testing.T, d tenant.Dialect) *apptest.Env {
 	t.Helper()
 	env := map[string]string{"SWITCHBOARD_QUEUE_RETRY_BASE": "10ms"}
 	if base := os.Getenv("TEST_REDIS_URL"); base != "" && d == tenant.Postgres {
-		env["REDIS_URL"] = claimRedis(t, base)
+		env["REDIS_URL"] = apptest.ClaimRedis(t, base)
 	}
 	return apptest.New(t, d, apptest.Options{Env: env})
 }

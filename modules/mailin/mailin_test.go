@@ -2,7 +2,6 @@ package mailin_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -13,7 +12,6 @@ import (
 	"net/mail"
 	"net/smtp"
 	"net/textproto"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -27,7 +25,6 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/text/encoding/simplifiedchinese"
 	"gorm.io/gorm"
 
@@ -43,7 +40,7 @@ func mailEnv(t *testing.T, d tenant.Dialect) *apptest.Env {
 	t.Helper()
 	env := map[string]string{"SWITCHBOARD_QUEUE_RETRY_BASE": "10ms"}
 	if u := os.Getenv("TEST_REDIS_URL"); u != "" && d == tenant.Postgres {
-		env["REDIS_URL"] = claimRedis(t, u)
+		env["REDIS_URL"] = apptest.ClaimRedis(t, u)
 	}
 	e := apptest.New(t, d, apptest.Options{Env: env})
 	w, mux, err := e.App.NewWorker()
@@ -55,60 +52,6 @@ func mailEnv(t *testing.T, d tenant.Dialect) *apptest.Env {
 	}
 	t.Cleanup(w.Shutdown)
 	return e
-}
-
-// redisPool are the databases of a real Redis these tests use. Each app claims one for itself
-// with a lock key (SET NX, released when its test ends, expiring if the process dies) and clears
-// the asynq keys left there, so test processes running at the same time (the other package's,
-// or this one run twice at once) never take each other's tasks.
-var redisPool = []int{10, 11, 12, 13, 14, 15}
-
-const redisLockKey = "switchboard-test:lock"
-
-var releaseLock = redis.NewScript(`if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) end return 0`)
-
-// claimRedis returns the URL of a database of the Redis at base that no other test uses.
-func claimRedis(t *testing.T, base string) string {
-	t.Helper()
-	opt, err := redis.ParseURL(base)
-	if err != nil {
-		t.Fatalf("TEST_REDIS_URL: %v", err)
-	}
-	ctx, token := context.Background(), uuid.NewString()
-	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		for _, n := range redisPool {
-			o := *opt
-			o.DB = n
-			c := redis.NewClient(&o)
-			ok, err := c.SetNX(ctx, redisLockKey, token, 10*time.Minute).Result()
-			if err != nil || !ok {
-				c.Close()
-				if err != nil {
-					t.Fatalf("redis db %d: %v", n, err)
-				}
-				continue
-			}
-			t.Cleanup(func() {
-				_ = releaseLock.Run(ctx, c, []string{redisLockKey}, token).Err()
-				c.Close()
-			})
-			var stale []string
-			if stale, err = c.Keys(ctx, "asynq:*").Result(); err == nil && len(stale) > 0 {
-				err = c.Del(ctx, stale...).Err()
-			}
-			if err != nil {
-				t.Fatalf("clear redis db %d: %v", n, err)
-			}
-			u, err := url.Parse(base)
-			if err != nil {
-				t.Fatal(err)
-			}
-			u.Path = fmt.Sprintf("/%d", n)
-			return u.String()
-		}
-	}
-	t.Fatalf("no free Redis database among %v", redisPool)
-	return ""
 }
 
 // captured is one message the fake outbound SMTP server accepted.
