@@ -206,7 +206,7 @@ func (m *Module) read(c *fiber.Ctx) error {
 	return c.SendStatus(http.StatusNoContent)
 }
 
-func (m *Module) messagesPage(c *fiber.Ctx, private bool, onlyNotes bool) error {
+func (m *Module) messagesPage(c *fiber.Ctx, which Which) error {
 	id, err := httpx.PathUUID(c, "id")
 	if err != nil {
 		return err
@@ -215,27 +215,22 @@ func (m *Module) messagesPage(c *fiber.Ctx, private bool, onlyNotes bool) error 
 	if err != nil {
 		return err
 	}
-	rows, err := m.svc.Messages(c.UserContext(), id, p.Limit, p.Cursor, private || onlyNotes)
+	rows, err := m.svc.Messages(c.UserContext(), id, p.Limit, p.Cursor, which)
 	if err != nil {
 		return err
-	}
-	if onlyNotes {
-		notes := rows[:0]
-		for _, r := range rows {
-			if r.Private {
-				notes = append(notes, r)
-			}
-		}
-		rows = notes
 	}
 	return c.JSON(httpx.NewList(rows, p.Limit, func(m Message) string { return m.ID.String() }))
 }
 
 func (m *Module) messages(c *fiber.Ctx) error {
-	return m.messagesPage(c, c.QueryBool("private"), false)
+	if c.QueryBool("private") {
+		return m.messagesPage(c, PublicAndNotes)
+	}
+	return m.messagesPage(c, Public)
 }
 
-func (m *Module) notes(c *fiber.Ctx) error { return m.messagesPage(c, true, true) }
+// notes filters in the query, so a page of notes is full and its cursor continues after it.
+func (m *Module) notes(c *fiber.Ctx) error { return m.messagesPage(c, NotesOnly) }
 
 func (m *Module) reply(c *fiber.Ctx) error {
 	id, err := httpx.PathUUID(c, "id")

@@ -397,8 +397,18 @@ func (s *Service) MarkRead(ctx context.Context, id uuid.UUID) error {
 	})
 }
 
+// Which messages of a conversation a page holds.
+type Which int
+
+// Pages of a conversation: what the contact sees, that and the notes, the notes alone.
+const (
+	Public Which = iota
+	PublicAndNotes
+	NotesOnly
+)
+
 // Messages returns a conversation's messages oldest first after the cursor (a message id).
-func (s *Service) Messages(ctx context.Context, convID uuid.UUID, limit int, after string, includePrivate bool) ([]Message, error) {
+func (s *Service) Messages(ctx context.Context, convID uuid.UUID, limit int, after string, which Which) ([]Message, error) {
 	if _, err := s.conversation(ctx, convID); err != nil {
 		return nil, err
 	}
@@ -408,8 +418,11 @@ func (s *Service) Messages(ctx context.Context, convID uuid.UUID, limit int, aft
 		if after != "" {
 			q = q.Where("id > ?", after)
 		}
-		if !includePrivate {
+		switch which {
+		case Public:
 			q = q.Where("private = ?", false)
+		case NotesOnly:
+			q = q.Where("private = ?", true)
 		}
 		return q.Find(&rows).Error
 	})
