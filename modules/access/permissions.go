@@ -25,6 +25,13 @@ const (
 	VendorAgent   = "vendor_agent"
 )
 
+// Role groups the inbox modules grant their permissions to: whoever answers customers, and
+// whoever leads them.
+var (
+	InboxAgents  = []string{TenantOwner, TenantAdmin, Supervisor, Agent}
+	InboxLeaders = []string{TenantOwner, TenantAdmin, Supervisor}
+)
+
 // BuiltinRole is a role every organisation of its kind has.
 type BuiltinRole struct {
 	Name        string

@@ -12,16 +12,11 @@ import (
 	"github.com/switchboard-cloud/switchboard/modules/access"
 )
 
-var (
-	agents  = []string{access.TenantOwner, access.TenantAdmin, access.Supervisor, access.Agent}
-	leaders = []string{access.TenantOwner, access.TenantAdmin, access.Supervisor}
-)
-
 // Permissions of the contacts API.
 var (
-	PermRead   = access.Permission{Name: "contacts:read", Module: "contacts", Description: "Read contacts, their identities and timeline", Roles: append([]string{access.Analyst}, agents...)}
-	PermWrite  = access.Permission{Name: "contacts:write", Module: "contacts", Description: "Create and edit contacts", Roles: agents}
-	PermManage = access.Permission{Name: "contacts:manage", Module: "contacts", Description: "Merge, import and export contacts; define custom fields", Roles: leaders}
+	PermRead   = access.Permission{Name: "contacts:read", Module: "contacts", Description: "Read contacts, their identities and timeline", Roles: append([]string{access.Analyst}, access.InboxAgents...)}
+	PermWrite  = access.Permission{Name: "contacts:write", Module: "contacts", Description: "Create and edit contacts", Roles: access.InboxAgents}
+	PermManage = access.Permission{Name: "contacts:manage", Module: "contacts", Description: "Merge, import and export contacts; define custom fields", Roles: access.InboxLeaders}
 )
 
 // Permissions returns the contacts catalogue entries.

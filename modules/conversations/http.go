@@ -22,17 +22,12 @@ import (
 	"github.com/switchboard-cloud/switchboard/tenant"
 )
 
-var (
-	agents  = []string{access.TenantOwner, access.TenantAdmin, access.Supervisor, access.Agent}
-	leaders = []string{access.TenantOwner, access.TenantAdmin, access.Supervisor}
-)
-
 // Permissions of the inbox.
 var (
-	PermRead   = access.Permission{Name: "conversations:read", Module: "conversations", Description: "Read conversations, messages, notes and attachments", Roles: append([]string{access.Analyst}, agents...)}
-	PermWrite  = access.Permission{Name: "conversations:write", Module: "conversations", Description: "Reply, write notes, upload files and change conversations", Roles: agents}
-	PermBulk   = access.Permission{Name: "conversations:bulk", Module: "conversations", Description: "Change many conversations at once", Roles: leaders}
-	PermCanned = access.Permission{Name: "canned_responses:manage", Module: "conversations", Description: "Write canned responses", Roles: leaders}
+	PermRead   = access.Permission{Name: "conversations:read", Module: "conversations", Description: "Read conversations, messages, notes and attachments", Roles: append([]string{access.Analyst}, access.InboxAgents...)}
+	PermWrite  = access.Permission{Name: "conversations:write", Module: "conversations", Description: "Reply, write notes, upload files and change conversations", Roles: access.InboxAgents}
+	PermBulk   = access.Permission{Name: "conversations:bulk", Module: "conversations", Description: "Change many conversations at once", Roles: access.InboxLeaders}
+	PermCanned = access.Permission{Name: "canned_responses:manage", Module: "conversations", Description: "Write canned responses", Roles: access.InboxLeaders}
 )
 
 // Permissions returns the inbox's catalogue entries.
