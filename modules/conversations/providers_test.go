@@ -66,11 +66,6 @@ func channelFor(t *testing.T, e *apptest.Env, c *apptest.Client, f provider.Fixt
 		Config: cfg, WebhookURL: "http://switchboard.test/hooks/" + f.Type + "/" + j["public_id"].(string)}, j
 }
 
-func deliver(t *testing.T, e *apptest.Env, r provider.Request) *apptest.Response {
-	t.Helper()
-	return e.Deliver(r)
-}
-
 // count counts rows of a tenant table for the org.
 func count(t *testing.T, e *apptest.Env, org tenant.Org, table, where string, args ...any) int64 {
 	t.Helper()
@@ -126,14 +121,14 @@ func TestEveryProviderStoresOnceAndRepliesThroughItsAPI(t *testing.T) {
 					}
 					in := f.Inbound(ch, pid, sender, "你好，我的订单还没到")
 					// Forged and unsigned deliveries are refused and store nothing.
-					deliver(t, e, f.Forge(in, true)).Want(401)
-					deliver(t, e, f.Forge(in, false)).Want(401)
+					e.Deliver(f.Forge(in, true)).Want(401)
+					e.Deliver(f.Forge(in, false)).Want(401)
 					if n := msgs(); n != 0 {
 						t.Fatalf("a refused delivery stored %d messages", n)
 					}
 					// The real one is stored once, also when the provider delivers it again.
-					deliver(t, e, in).Want(200)
-					deliver(t, e, in).Want(200)
+					e.Deliver(in).Want(200)
+					e.Deliver(in).Want(200)
 					if n := msgs(); n != 1 {
 						t.Fatalf("stored %d messages, want 1", n)
 					}
@@ -148,7 +143,7 @@ func TestEveryProviderStoresOnceAndRepliesThroughItsAPI(t *testing.T) {
 					inbound := int64(1)
 					if f.Media != nil {
 						inbound++
-						deliver(t, e, f.Media(ch, pid+"-img", sender)).Want(200)
+						e.Deliver(f.Media(ch, pid+"-img", sender)).Want(200)
 						if n := count(t, e, e.Acme, "attachments a", "a.message_id IN (SELECT id FROM messages WHERE channel_id = ?)", ch.ID); n != 1 {
 							t.Fatalf("media delivery stored %d attachments", n)
 						}
@@ -201,7 +196,7 @@ func TestEveryProviderStoresOnceAndRepliesThroughItsAPI(t *testing.T) {
 							}
 						}
 						if pid, _ := sent["provider_id"].(string); pid != "" {
-							deliver(t, e, f.Status(ch, pid, "delivered")).Want(200)
+							e.Deliver(f.Status(ch, pid, "delivered")).Want(200)
 							waitFor(t, "delivered", func() bool { return status() == "delivered" })
 						}
 					}
