@@ -135,9 +135,11 @@ func (s *Service) fill(ctx context.Context, cs []Conversation) error {
 	idx := map[uuid.UUID]int{}
 	keys := make([]uuid.UUID, len(cs))
 	contactIDs := make([]uuid.UUID, 0, len(cs))
+	channelIDs := make([]uuid.UUID, 0, len(cs))
 	for i := range cs {
 		idx[cs[i].ID], keys[i] = i, cs[i].ID
 		contactIDs = append(contactIDs, cs[i].ContactID)
+		channelIDs = append(channelIDs, cs[i].ChannelID)
 		cs[i].Tags, cs[i].Attributes = []string{}, map[string]any{}
 		if cs[i].AttributesRaw != "" {
 			_ = json.Unmarshal([]byte(cs[i].AttributesRaw), &cs[i].Attributes)
@@ -153,7 +155,7 @@ func (s *Service) fill(ctx context.Context, cs []Conversation) error {
 		if err := tx.Where("conversation_id IN ?", keys).Order("tag").Find(&tags).Error; err != nil {
 			return err
 		}
-		return tx.Table("channels").Select("id", "type").Find(&chans).Error
+		return tx.Table("channels").Select("id", "type").Where("id IN ?", channelIDs).Find(&chans).Error
 	})
 	if err != nil {
 		return fmt.Errorf("conversations: fill: %w", err)
