@@ -123,22 +123,13 @@ func (l *Ledger) Record(ctx context.Context, source string, events []Event) (Res
 	if err := bad.Err(); err != nil {
 		return Result{}, err
 	}
-	// A fixed order of keys and days makes concurrent batches take their locks in the same order
-	// on PostgreSQL (unique-index entries, dirty-day rows), so they wait instead of deadlocking.
+	// A fixed order of keys makes concurrent batches take their unique-index locks in the same
+	// order on PostgreSQL, so they wait instead of deadlocking.
 	sort.Slice(rows, func(i, j int) bool { return rows[i].IdempotencyKey < rows[j].IdempotencyKey })
-	dayset := map[string]bool{}
-	for _, r := range rows {
-		dayset[r.OccurredAt.Format(dayLayout)] = true
-	}
-	days := make([]dirtyDay, 0, len(dayset))
-	for d := range dayset {
-		days = append(days, dirtyDay{TenantID: tid, Day: d, Version: 1})
-	}
-	sort.Slice(days, func(i, j int) bool { return days[i].Day < days[j].Day })
 
 	var accepted int64
 	err := l.db.Tx(ctx, func(ctx context.Context) error {
-		return l.db.Run(ctx, func(tx *gorm.DB) error {
+		err := l.db.Run(ctx, func(tx *gorm.DB) error {
 			// 13 columns a row: 500 rows stay far below either database's parameter limit.
 			for start := 0; start < len(rows); start += 500 {
 				end := min(start+500, len(rows))
@@ -149,6 +140,111 @@ func (l *Ledger) Record(ctx context.Context, source string, events []Event) (Res
 				}
 				accepted += res.RowsAffected
 			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return l.markDays(ctx, tid, rows)
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Accepted: int(accepted), Duplicates: len(events) - int(accepted)}, nil
+}
+
+// Defer records events as Record does, in the transaction ctx carries, but writes them together
+// with every other event deferred in that transaction just before it commits, in one statement:
+// for callers that record usage for each of many units of work in one transaction (a group of
+// inbound messages) and need not know which keys were new. Invalid events are refused at once,
+// as by Record. Without a transaction in ctx the events are written at once.
+func (l *Ledger) Defer(ctx context.Context, source string, events []Event) error {
+	if !tenant.InTx(ctx) {
+		_, err := l.Record(ctx, source, events)
+		return err
+	}
+	tid, ok := tenant.ID(ctx)
+	if !ok {
+		return fmt.Errorf("billing: record usage: %w", tenant.ErrNoTenant)
+	}
+	now := l.now()
+	p, fresh := tenant.TxLocal(ctx, deferredKey{}, func() *deferred { return &deferred{seen: map[string]bool{}} })
+	var bad apperr.Fields
+	var rows []UsageEvent
+	for i, ev := range events {
+		row, errs := l.validate(ev, now)
+		for _, fe := range errs {
+			bad.Add(fmt.Sprintf("events[%d].%s", i, fe.Field), fe.Message)
+		}
+		if len(errs) > 0 || p.seen[ev.IdempotencyKey] {
+			continue
+		}
+		row.TenantID, row.ID, row.RecordedAt, row.Source = tid, ids.New(), now, source
+		rows = append(rows, row)
+	}
+	if err := bad.Err(); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		p.seen[r.IdempotencyKey] = true
+	}
+	p.rows = append(p.rows, rows...)
+	if !fresh {
+		return nil
+	}
+	return tenant.BeforeCommit(ctx, func(ctx context.Context) error {
+		sort.Slice(p.rows, func(i, j int) bool { return p.rows[i].IdempotencyKey < p.rows[j].IdempotencyKey })
+		err := l.db.Run(ctx, func(tx *gorm.DB) error {
+			for start := 0; start < len(p.rows); start += 500 {
+				res := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "tenant_id"}, {Name: "idempotency_key"}}, DoNothing: true}).
+					Create(p.rows[start:min(start+500, len(p.rows))])
+				if res.Error != nil {
+					return fmt.Errorf("billing: insert usage events: %w", res.Error)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return l.markDays(ctx, tid, p.rows)
+	})
+}
+
+// deferred is what a transaction's Defer calls gathered.
+type deferred struct {
+	rows []UsageEvent
+	seen map[string]bool
+}
+
+type deferredKey struct{}
+
+// pendingDays is the set of usage days a transaction has touched, marked for the rollup once,
+// just before it commits.
+type pendingDays struct{ days map[string]bool }
+
+type pendingDaysKey struct{}
+
+// markDays has the days of rows rolled up again. Every event of a tenant and day bumps the same
+// usage_dirty_days row, so a transaction that records usage many times (a group of inbound
+// messages) bumps it once, at its end: on PostgreSQL the row's lock, which every concurrent
+// transaction of the tenant queues on, is then held for the commit only.
+func (l *Ledger) markDays(ctx context.Context, tid uuid.UUID, rows []UsageEvent) error {
+	p, fresh := tenant.TxLocal(ctx, pendingDaysKey{}, func() *pendingDays { return &pendingDays{days: map[string]bool{}} })
+	for _, r := range rows {
+		p.days[r.OccurredAt.Format(dayLayout)] = true
+	}
+	if !fresh {
+		return nil
+	}
+	return tenant.BeforeCommit(ctx, func(ctx context.Context) error {
+		// Days in a fixed order, so concurrent transactions lock their rows in the same order.
+		days := make([]dirtyDay, 0, len(p.days))
+		for d := range p.days {
+			days = append(days, dirtyDay{TenantID: tid, Day: d, Version: 1})
+		}
+		sort.Slice(days, func(i, j int) bool { return days[i].Day < days[j].Day })
+		return l.db.Run(ctx, func(tx *gorm.DB) error {
 			err := tx.Clauses(clause.OnConflict{
 				Columns:   []clause.Column{{Name: "tenant_id"}, {Name: "day"}},
 				DoUpdates: clause.Assignments(map[string]any{"version": gorm.Expr("usage_dirty_days.version + 1")}),
@@ -159,10 +255,6 @@ func (l *Ledger) Record(ctx context.Context, source string, events []Event) (Res
 			return nil
 		})
 	})
-	if err != nil {
-		return Result{}, err
-	}
-	return Result{Accepted: int(accepted), Duplicates: len(events) - int(accepted)}, nil
 }
 
 // validate checks one event and turns it into a row (without its ids).

@@ -362,10 +362,56 @@ func mapRows(dest any) ([]map[string]any, bool) {
 	return nil, false
 }
 
-// txKeyValue is the transaction riding a context, with the work to do once it has committed.
+// txKeyValue is the transaction riding a context, with the work to do just before and once it
+// has committed, and the values units of work in it share.
 type txKeyValue struct {
 	tx    *gorm.DB
-	after *[]func(context.Context)
+	state *txState
+}
+
+type txState struct {
+	after  []func(context.Context)
+	before []func(context.Context) error
+	locals map[any]any
+}
+
+// InTx reports whether ctx carries a transaction.
+func InTx(ctx context.Context) bool {
+	_, ok := ctx.Value(txKey).(txKeyValue)
+	return ok
+}
+
+// BeforeCommit runs fn inside the transaction in ctx once the transaction's own work has
+// succeeded, just before it commits; an error from fn rolls everything back. Writes that every
+// unit of work in a transaction would repeat on the same row (the usage day to roll up again)
+// are made once here, at the end, so the row's lock is held only for the commit. Without a
+// transaction in ctx fn runs at once.
+func BeforeCommit(ctx context.Context, fn func(ctx context.Context) error) error {
+	if t, ok := ctx.Value(txKey).(txKeyValue); ok {
+		t.state.before = append(t.state.before, fn)
+		return nil
+	}
+	return fn(ctx)
+}
+
+// TxLocal returns the value stored under key in the transaction in ctx, made by mk the first
+// time (fresh is then true), so the units of work of one transaction can gather what a
+// BeforeCommit function writes. The value dies with the transaction, committed or not. Without a
+// transaction every call makes a fresh value.
+func TxLocal[T any](ctx context.Context, key any, mk func() T) (v T, fresh bool) {
+	t, ok := ctx.Value(txKey).(txKeyValue)
+	if !ok {
+		return mk(), true
+	}
+	if got, ok := t.state.locals[key]; ok {
+		return got.(T), false
+	}
+	v = mk()
+	if t.state.locals == nil {
+		t.state.locals = map[any]any{}
+	}
+	t.state.locals[key] = v
+	return v, true
 }
 
 // AfterCommit runs fn once the transaction in ctx has committed (not at all if it rolls back),
@@ -374,7 +420,7 @@ type txKeyValue struct {
 // transaction was opened with: the transaction itself is over and must not be used.
 func AfterCommit(ctx context.Context, fn func(ctx context.Context)) {
 	if t, ok := ctx.Value(txKey).(txKeyValue); ok {
-		*t.after = append(*t.after, fn)
+		t.state.after = append(t.state.after, fn)
 		return
 	}
 	fn(ctx)
@@ -423,20 +469,31 @@ func (d *DB) Tx(ctx context.Context, fn func(ctx context.Context) error) error {
 		release = func() { once.Do(func() { <-d.writer }) }
 		defer release() // also when fn panics
 	}
-	var after []func(context.Context)
+	st := &txState{}
 	err := d.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if d.dialect == Postgres {
 			if err := setLocal(tx, ctx); err != nil {
 				return err
 			}
 		}
-		return fn(context.WithValue(ctx, txKey, txKeyValue{tx: tx, after: &after}))
+		tctx := context.WithValue(ctx, txKey, txKeyValue{tx: tx, state: st})
+		if err := fn(tctx); err != nil {
+			return err
+		}
+		// A BeforeCommit function may register another (its write touching a table whose owner
+		// defers too): run them until none is left.
+		for i := 0; i < len(st.before); i++ {
+			if err := st.before[i](tctx); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	release() // before the after-commit work, which may write again
 	if err != nil {
 		return err
 	}
-	for _, f := range after {
+	for _, f := range st.after {
 		f(ctx)
 	}
 	return nil

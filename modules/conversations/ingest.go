@@ -51,7 +51,7 @@ const (
 func (s *Service) Ingest(ctx context.Context, ch provider.Channel, b provider.Batch) (IngestResult, error) {
 	var res IngestResult
 	for _, m := range b.Messages {
-		id, stored, err := s.ingestMessage(ctx, ch, m)
+		id, stored, err := s.ingestGrouped(ctx, ch, m)
 		switch {
 		case err != nil:
 			return res, err
@@ -118,15 +118,56 @@ func providerKey(m provider.InboundMessage) string {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
-// ingestMessage stores one inbound message. It returns the message id and whether it was
-// stored now; a known delivery returns the stored id and false; an auto-reply that belongs to
-// no thread returns uuid.Nil and false.
+// inbound is one inbound message made ready to store: normalised, its key computed and the
+// bytes that came with it written.
+type inbound struct {
+	ch    provider.Channel
+	m     provider.InboundMessage
+	pid   string
+	blobs []blob
+}
+
+// blob is an attachment of an inbound message, with where its bytes went (if they came along).
+type blob struct {
+	media provider.Media
+	id    uuid.UUID
+	key   string
+	sum   string
+}
+
+// ingestMessage stores one inbound message in the transaction in ctx, or in its own. It returns
+// the message id and whether it was stored now; a known delivery returns the stored id and
+// false; an auto-reply that belongs to no thread returns uuid.Nil and false.
 func (s *Service) ingestMessage(ctx context.Context, ch provider.Channel, m provider.InboundMessage) (uuid.UUID, bool, error) {
+	in, err := s.prepare(ctx, ch, m)
+	if err != nil {
+		return uuid.Nil, false, err
+	}
+	return s.storeAlone(ctx, &in)
+}
+
+// ingestGrouped stores one inbound message as ingestMessage does, grouped with other messages
+// of the tenant arriving at the same time when ctx carries no transaction of its own.
+func (s *Service) ingestGrouped(ctx context.Context, ch provider.Channel, m provider.InboundMessage) (uuid.UUID, bool, error) {
+	if tenant.InTx(ctx) {
+		return s.ingestMessage(ctx, ch, m)
+	}
+	in, err := s.prepare(ctx, ch, m)
+	if err != nil {
+		return uuid.Nil, false, err
+	}
+	return s.group.submit(ctx, &in)
+}
+
+// prepare normalises an inbound message and writes its attachment bytes. They are written
+// before the transaction, so the transaction never waits on storage; a rolled-back delivery
+// leaves an unreferenced blob, never a row without its file.
+func (s *Service) prepare(ctx context.Context, ch provider.Channel, m provider.InboundMessage) (inbound, error) {
 	tid, ok := tenant.ID(ctx)
 	if !ok {
-		return uuid.Nil, false, fmt.Errorf("conversations: ingest: %w", tenant.ErrNoTenant)
+		return inbound{}, fmt.Errorf("conversations: ingest: %w", tenant.ErrNoTenant)
 	}
-	pid := providerKey(m)
+	in := inbound{ch: ch, pid: providerKey(m)}
 	if m.OccurredAt.IsZero() || m.OccurredAt.After(s.now().Add(5*time.Minute)) {
 		m.OccurredAt = s.now()
 	}
@@ -134,16 +175,7 @@ func (s *Service) ingestMessage(ctx context.Context, ch provider.Channel, m prov
 	if m.ContentType == "" {
 		m.ContentType = provider.ContentText
 	}
-	// Bytes that came with the delivery (e-mail attachments) are written before the
-	// transaction, so the transaction never waits on storage; a rolled-back delivery leaves an
-	// unreferenced blob, never a row without its file.
-	type blob struct {
-		media provider.Media
-		id    uuid.UUID
-		key   string
-		sum   string
-	}
-	var blobs []blob
+	in.m = m
 	for _, md := range m.Media {
 		b := blob{media: md, id: ids.New()}
 		if len(md.Data) > 0 && int64(len(md.Data)) <= s.opts.MaxAttachmentBytes {
@@ -151,108 +183,29 @@ func (s *Service) ingestMessage(ctx context.Context, ch provider.Channel, m prov
 			sum := sha256.Sum256(md.Data)
 			b.sum = hex.EncodeToString(sum[:])
 			if err := s.blobs.Put(ctx, b.key, bytes.NewReader(md.Data), int64(len(md.Data)), md.ContentType); err != nil {
-				return uuid.Nil, false, fmt.Errorf("conversations: store attachment: %w", err)
+				return inbound{}, fmt.Errorf("conversations: store attachment: %w", err)
 			}
 		}
-		blobs = append(blobs, b)
+		in.blobs = append(in.blobs, b)
 	}
+	return in, nil
+}
 
+// storeAlone stores a prepared message in the transaction in ctx or in one of its own, and
+// says what became of it as ingestMessage does.
+func (s *Service) storeAlone(ctx context.Context, in *inbound) (uuid.UUID, bool, error) {
 	var msgID uuid.UUID
-	var stored bool
 	var fetch []uuid.UUID
 	// A delivery seen before is not looked up first: the message's insert finds it on the
 	// unique (channel, provider id) key and rolls back what the transaction did until then.
 	// Redeliveries are rare; the lookup cost every new message a statement in the write lock.
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
-		contactID, _, err := s.contacts.Resolve(ctx, m.From, m.Name, m.Locale)
-		if err != nil {
-			return err
-		}
-		conv, created, err := s.threadFor(ctx, ch, contactID, m)
-		if err != nil {
-			return err
-		}
-		if conv.ID == uuid.Nil {
-			return errNoThread
-		}
-		meta, _ := json.Marshal(messageMeta{Subject: m.Subject, InReplyTo: m.InReplyTo, References: m.References, AutoReply: m.AutoReply})
-		now := s.now()
-		msg := Message{TenantID: tid, ID: ids.New(), ConversationID: conv.ID, ChannelID: ch.ID, Direction: DirIn,
-			AuthorKind: AuthorContact, AuthorID: contactID.String(), Content: clipText(m.Text, maxContent),
-			ContentType: m.ContentType, HTML: clipText(m.HTML, 4*maxContent), MetaRaw: string(meta), MentionsRaw: "[]",
-			ProviderID: &pid, Status: StatusReceived, CreatedAt: m.OccurredAt, UpdatedAt: now}
-		var n int64
-		if err := s.db.Run(ctx, func(tx *gorm.DB) error {
-			r := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&msg)
-			n = r.RowsAffected
-			return r.Error
-		}); err != nil {
-			return fmt.Errorf("conversations: store message: %w", err)
-		}
-		if n == 0 {
-			return errDuplicate
-		}
-		msgID, stored = msg.ID, true
-		for _, b := range blobs {
-			a := Attachment{TenantID: tid, ID: b.id, MessageID: &msg.ID, ConversationID: &conv.ID,
-				Filename: clipText(b.media.Filename, 255), ContentType: or(b.media.ContentType, "application/octet-stream"),
-				Size: b.media.Size, ProviderRef: clipText(b.media.Ref, 500), URL: clipText(b.media.URL, 2000), CreatedAt: now, Status: "pending"}
-			if b.key != "" {
-				a.StorageKey, a.SHA256, a.Size, a.Status = b.key, b.sum, int64(len(b.media.Data)), "stored"
-			} else if a.ProviderRef == "" && a.URL == "" {
-				a.Status = "failed" // too large, or nothing to fetch
-			} else {
-				fetch = append(fetch, a.ID)
-			}
-			if err := s.db.Run(ctx, func(tx *gorm.DB) error { return tx.Create(&a).Error }); err != nil {
-				return fmt.Errorf("conversations: store attachment row: %w", err)
-			}
-			msg.Attachments = append(msg.Attachments, a)
-		}
-		upd := map[string]any{"last_message_at": msg.CreatedAt, "preview": preview(msg.Content, msg.ContentType), "updated_at": now}
-		if !m.AutoReply {
-			upd["unread"] = gorm.Expr("unread + 1")
-			if conv.Status != "open" {
-				upd["status"], upd["snoozed_until"], upd["resolved_at"] = "open", nil, nil
-			}
-		}
-		if err := s.db.Run(ctx, func(tx *gorm.DB) error {
-			return tx.Model(&Conversation{}).Where("id = ?", conv.ID).Updates(upd).Error
-		}); err != nil {
-			return fmt.Errorf("conversations: touch conversation: %w", err)
-		}
-		if !m.AutoReply {
-			// Both meters are written: a plan may bill messages or conversations.
-			evs := []billing.Event{{Meter: "interactions", Quantity: 1, IdempotencyKey: "in:" + ch.ID.String() + ":" + pid,
-				OccurredAt: msg.CreatedAt, Dimensions: map[string]string{"channel": ch.Type}}}
-			if created {
-				evs = append(evs, billing.Event{Meter: "conversations", Quantity: 1, IdempotencyKey: "conv:" + conv.ID.String(),
-					OccurredAt: msg.CreatedAt, Dimensions: map[string]string{"channel": ch.Type, "conversation_id": conv.ID.String()}})
-			}
-			if _, err := s.usage.Record(ctx, "conversations", evs); err != nil {
-				return fmt.Errorf("conversations: record usage: %w", err)
-			}
-		}
-		if created {
-			conv.ChannelType = ch.Type
-			if err := s.notify.Append(ctx, EventConversationCreated, conv.ID, conv); err != nil {
-				return err
-			}
-			s.publish(ctx, events.Event{Kind: EventConversationCreated, ConversationID: conv.ID, ContactID: contactID})
-		} else if upd["status"] != nil {
-			s.publish(ctx, events.Event{Kind: EventStatusChanged, ConversationID: conv.ID, Data: map[string]string{"from": conv.Status, "to": "open"}})
-		}
-		if msg.Attachments == nil {
-			msg.Attachments = []Attachment{}
-		}
-		if err := s.notify.Append(ctx, EventMessageCreated, conv.ID, msg); err != nil {
-			return err
-		}
-		s.publish(ctx, events.Event{Kind: EventMessageCreated, ConversationID: conv.ID, MessageID: msg.ID, ContactID: contactID})
-		return nil
+		var err error
+		msgID, fetch, err = s.store(ctx, in)
+		return err
 	})
 	if errors.Is(err, errDuplicate) {
-		return s.knownDelivery(ctx, ch.ID, pid)
+		return s.knownDelivery(ctx, in.ch.ID, in.pid)
 	}
 	if errors.Is(err, errNoThread) {
 		return uuid.Nil, false, nil
@@ -263,7 +216,102 @@ func (s *Service) ingestMessage(ctx context.Context, ch provider.Channel, m prov
 	for _, a := range fetch {
 		s.enqueueFetch(ctx, a)
 	}
-	return msgID, stored, nil
+	return msgID, true, nil
+}
+
+// store writes a prepared message inside the transaction in ctx: its contact, its
+// conversation, the message and its attachments, the conversation's update, the usage events
+// and the realtime events. It returns the new message's id and the attachments to fetch once
+// committed; errDuplicate and errNoThread say the transaction must roll back.
+func (s *Service) store(ctx context.Context, in *inbound) (uuid.UUID, []uuid.UUID, error) {
+	tid, _ := tenant.ID(ctx)
+	ch, m, pid := in.ch, in.m, in.pid
+	var fetch []uuid.UUID
+	contactID, _, err := s.contacts.Resolve(ctx, m.From, m.Name, m.Locale)
+	if err != nil {
+		return uuid.Nil, nil, err
+	}
+	conv, created, err := s.threadFor(ctx, ch, contactID, m)
+	if err != nil {
+		return uuid.Nil, nil, err
+	}
+	if conv.ID == uuid.Nil {
+		return uuid.Nil, nil, errNoThread
+	}
+	meta, _ := json.Marshal(messageMeta{Subject: m.Subject, InReplyTo: m.InReplyTo, References: m.References, AutoReply: m.AutoReply})
+	now := s.now()
+	msg := Message{TenantID: tid, ID: ids.New(), ConversationID: conv.ID, ChannelID: ch.ID, Direction: DirIn,
+		AuthorKind: AuthorContact, AuthorID: contactID.String(), Content: clipText(m.Text, maxContent),
+		ContentType: m.ContentType, HTML: clipText(m.HTML, 4*maxContent), MetaRaw: string(meta), MentionsRaw: "[]",
+		ProviderID: &pid, Status: StatusReceived, CreatedAt: m.OccurredAt, UpdatedAt: now}
+	var n int64
+	if err := s.db.Run(ctx, func(tx *gorm.DB) error {
+		r := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&msg)
+		n = r.RowsAffected
+		return r.Error
+	}); err != nil {
+		return uuid.Nil, nil, fmt.Errorf("conversations: store message: %w", err)
+	}
+	if n == 0 {
+		return uuid.Nil, nil, errDuplicate
+	}
+	for _, b := range in.blobs {
+		a := Attachment{TenantID: tid, ID: b.id, MessageID: &msg.ID, ConversationID: &conv.ID,
+			Filename: clipText(b.media.Filename, 255), ContentType: or(b.media.ContentType, "application/octet-stream"),
+			Size: b.media.Size, ProviderRef: clipText(b.media.Ref, 500), URL: clipText(b.media.URL, 2000), CreatedAt: now, Status: "pending"}
+		if b.key != "" {
+			a.StorageKey, a.SHA256, a.Size, a.Status = b.key, b.sum, int64(len(b.media.Data)), "stored"
+		} else if a.ProviderRef == "" && a.URL == "" {
+			a.Status = "failed" // too large, or nothing to fetch
+		} else {
+			fetch = append(fetch, a.ID)
+		}
+		if err := s.db.Run(ctx, func(tx *gorm.DB) error { return tx.Create(&a).Error }); err != nil {
+			return uuid.Nil, nil, fmt.Errorf("conversations: store attachment row: %w", err)
+		}
+		msg.Attachments = append(msg.Attachments, a)
+	}
+	upd := map[string]any{"last_message_at": msg.CreatedAt, "preview": preview(msg.Content, msg.ContentType), "updated_at": now}
+	if !m.AutoReply {
+		upd["unread"] = gorm.Expr("unread + 1")
+		if conv.Status != "open" {
+			upd["status"], upd["snoozed_until"], upd["resolved_at"] = "open", nil, nil
+		}
+	}
+	if err := s.db.Run(ctx, func(tx *gorm.DB) error {
+		return tx.Model(&Conversation{}).Where("id = ?", conv.ID).Updates(upd).Error
+	}); err != nil {
+		return uuid.Nil, nil, fmt.Errorf("conversations: touch conversation: %w", err)
+	}
+	if !m.AutoReply {
+		// Both meters are written: a plan may bill messages or conversations.
+		evs := []billing.Event{{Meter: "interactions", Quantity: 1, IdempotencyKey: "in:" + ch.ID.String() + ":" + pid,
+			OccurredAt: msg.CreatedAt, Dimensions: map[string]string{"channel": ch.Type}}}
+		if created {
+			evs = append(evs, billing.Event{Meter: "conversations", Quantity: 1, IdempotencyKey: "conv:" + conv.ID.String(),
+				OccurredAt: msg.CreatedAt, Dimensions: map[string]string{"channel": ch.Type, "conversation_id": conv.ID.String()}})
+		}
+		if err := s.usage.Defer(ctx, "conversations", evs); err != nil {
+			return uuid.Nil, nil, fmt.Errorf("conversations: record usage: %w", err)
+		}
+	}
+	if created {
+		conv.ChannelType = ch.Type
+		if err := s.notify.Append(ctx, EventConversationCreated, conv.ID, conv); err != nil {
+			return uuid.Nil, nil, err
+		}
+		s.publish(ctx, events.Event{Kind: EventConversationCreated, ConversationID: conv.ID, ContactID: contactID})
+	} else if upd["status"] != nil {
+		s.publish(ctx, events.Event{Kind: EventStatusChanged, ConversationID: conv.ID, Data: map[string]string{"from": conv.Status, "to": "open"}})
+	}
+	if msg.Attachments == nil {
+		msg.Attachments = []Attachment{}
+	}
+	if err := s.notify.Append(ctx, EventMessageCreated, conv.ID, msg); err != nil {
+		return uuid.Nil, nil, err
+	}
+	s.publish(ctx, events.Event{Kind: EventMessageCreated, ConversationID: conv.ID, MessageID: msg.ID, ContactID: contactID})
+	return msg.ID, fetch, nil
 }
 
 func (s *Service) knownDelivery(ctx context.Context, channelID uuid.UUID, pid string) (uuid.UUID, bool, error) {

@@ -38,6 +38,9 @@ const (
 // UsageRecorder is the billing ledger as this module uses it.
 type UsageRecorder interface {
 	Record(ctx context.Context, source string, evs []billing.Event) (billing.Result, error)
+	// Defer records like Record, written with the transaction's other deferred events at its
+	// commit.
+	Defer(ctx context.Context, source string, evs []billing.Event) error
 }
 
 // Notifier journals realtime events in the caller's transaction and fans them out after commit.
@@ -62,6 +65,12 @@ type Options struct {
 	SendRetries int
 	// MaxAttachmentBytes limits one attachment.
 	MaxAttachmentBytes int64
+	// GroupMax is how many inbound messages of a tenant one transaction stores at most (see
+	// committer); 1 stores each alone.
+	GroupMax int
+	// GroupLanes is how many such transactions of one tenant run at once: 1 on SQLite, which
+	// has one writer anyway; more on PostgreSQL, whose round trips one transaction waits on.
+	GroupLanes int
 }
 
 // Service is the inbox.
@@ -76,6 +85,7 @@ type Service struct {
 	blobs    Blobs
 	log      *slog.Logger
 	opts     Options
+	group    *committer
 	now      func() time.Time
 }
 
@@ -88,8 +98,18 @@ func NewService(db *tenant.DB, ch *channels.Service, ct *contacts.Service, usage
 	if opts.MaxAttachmentBytes <= 0 {
 		opts.MaxAttachmentBytes = 20 << 20
 	}
+	if opts.GroupMax <= 0 {
+		opts.GroupMax = 32
+	}
+	if opts.GroupLanes <= 0 {
+		opts.GroupLanes = 1
+		if db.Dialect() == tenant.Postgres {
+			opts.GroupLanes = 4
+		}
+	}
 	s := &Service{db: db, channels: ch, contacts: ct, usage: usage, notify: notify, bus: bus, q: q, blobs: blobs, log: log, opts: opts,
 		now: func() time.Time { return time.Now().UTC() }}
+	s.group = newCommitter(s, opts.GroupMax, opts.GroupLanes)
 	ct.OnMerge(s.moveContact)
 	return s
 }

@@ -173,18 +173,66 @@ func (h *Hub) Append(ctx context.Context, kind string, conversationID uuid.UUID,
 		// write lock from BEGIN, so ids come out in commit order and "after since" misses
 		// nothing; see Subscribe for PostgreSQL.
 		h.stamp(&ev)
-		row := journalRow{TenantID: ev.TenantID, ID: ev.ID, Kind: ev.Kind, ConversationID: ev.ConversationID, Payload: string(ev.Payload), CreatedAt: ev.At}
-		if err := h.db.Run(ctx, func(tx *gorm.DB) error { return tx.Create(&row).Error }); err != nil {
-			return fmt.Errorf("realtime: journal %s: %w", kind, err)
+		// The transaction's events are written together just before it commits and published
+		// together after: a transaction that stores a group of messages journals them in one
+		// statement and publishes them in one Redis round trip.
+		j, fresh := tenant.TxLocal(ctx, journalKey{}, func() *journal { return &journal{} })
+		j.events = append(j.events, ev)
+		if !fresh {
+			return nil
 		}
-		tenant.AfterCommit(ctx, func(ctx context.Context) {
-			if err := h.publish(ctx, ev); err != nil {
-				// The event is journaled: sockets on other nodes get it when they reconnect.
-				h.log.ErrorContext(ctx, "publish realtime event", "err", err, "kind", ev.Kind, "id", ev.ID, "tenant_id", ev.TenantID)
+		tenant.AfterCommit(ctx, func(ctx context.Context) { h.publishAll(ctx, j.events) })
+		return tenant.BeforeCommit(ctx, func(ctx context.Context) error { return h.write(ctx, j.events) })
+	})
+}
+
+// journal is what one transaction appended.
+type journal struct{ events []Event }
+
+type journalKey struct{}
+
+// write journals events, in statements of up to 200 rows (6 columns each: far below either
+// database's parameter limit).
+func (h *Hub) write(ctx context.Context, evs []Event) error {
+	rows := make([]journalRow, len(evs))
+	for i, ev := range evs {
+		rows[i] = journalRow{TenantID: ev.TenantID, ID: ev.ID, Kind: ev.Kind, ConversationID: ev.ConversationID, Payload: string(ev.Payload), CreatedAt: ev.At}
+	}
+	return h.db.Run(ctx, func(tx *gorm.DB) error {
+		for start := 0; start < len(rows); start += 200 {
+			if err := tx.Create(rows[start:min(start+200, len(rows))]).Error; err != nil {
+				return fmt.Errorf("realtime: journal %d events: %w", len(rows), err)
 			}
-		})
+		}
 		return nil
 	})
+}
+
+// publishAll publishes journaled events to every node, in order, in one round trip.
+func (h *Hub) publishAll(ctx context.Context, evs []Event) {
+	bodies := make([][]byte, len(evs))
+	for i, ev := range evs {
+		b, err := json.Marshal(ev)
+		if err != nil {
+			h.log.ErrorContext(ctx, "encode realtime event", "err", err, "kind", ev.Kind, "id", ev.ID, "tenant_id", ev.TenantID)
+			continue
+		}
+		bodies[i] = b
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_, err := h.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, ev := range evs {
+			if bodies[i] != nil {
+				p.Publish(ctx, ChannelPrefix+ev.TenantID.String(), bodies[i])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		// The events are journaled: sockets on other nodes get them when they reconnect.
+		h.log.ErrorContext(ctx, "publish realtime events", "err", err, "events", len(evs), "first", evs[0].ID, "tenant_id", evs[0].TenantID)
+	}
 }
 
 // Broadcast publishes an ephemeral event (typing, presence) to every node at once, without
