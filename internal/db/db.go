@@ -14,13 +14,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/glebarez/sqlite"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/libtnb/sqlite"
 	"github.com/pressly/goose/v3"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
+	moderncsqlite "modernc.org/sqlite"
 
 	"github.com/switchboard-cloud/switchboard/migrations"
 	"github.com/switchboard-cloud/switchboard/tenant"
@@ -36,9 +37,12 @@ type Options struct {
 
 // SQLiteDSN is the DSN of the embedded database: WAL so readers do not block the writer, a busy
 // timeout instead of immediate SQLITE_BUSY, foreign keys on, and write transactions that take
-// the write lock at BEGIN so two of them never deadlock upgrading read locks.
+// the write lock at BEGIN so two of them never deadlock upgrading read locks. Times are written
+// as "2006-01-02 15:04:05.999999999-07:00" and read back as time.Time only from columns declared
+// as times: the result of strftime() and the like stays text, as the queries expect.
 func SQLiteDSN(path string) string {
-	return "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	return "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate" +
+		"&_time_format=sqlite&_texttotime=0&_inttotime=0"
 }
 
 // Open opens the database and returns it with its dialect.
@@ -72,14 +76,18 @@ func Open(opts Options) (*gorm.DB, tenant.Dialect, error) {
 	if err := os.MkdirAll(filepath.Dir(opts.SQLitePath), 0o700); err != nil {
 		return nil, "", fmt.Errorf("db: create data dir: %w", err)
 	}
-	// The pure-Go SQLite driver parses every statement anew; gorm's statement cache saves
-	// that. (pgx caches prepared statements itself, so PostgreSQL does without.)
-	gcfg.PrepareStmt = true
-	g, err := gorm.Open(sqlite.Open(SQLiteDSN(opts.SQLitePath)), gcfg)
+	// Statements are cached on each connection (cachingConnector), not by gorm: gorm's cache
+	// prepares a statement first seen in a transaction again on every later use.
+	conn, err := moderncsqlite.NewConnector(SQLiteDSN(opts.SQLitePath))
 	if err != nil {
+		return nil, "", fmt.Errorf("db: sqlite dsn: %w", err)
+	}
+	sqlDB := sql.OpenDB(cachingConnector{inner: conn})
+	g, err := gorm.Open(sqlite.New(sqlite.Config{Conn: sqlDB}), gcfg)
+	if err != nil {
+		_ = sqlDB.Close()
 		return nil, "", fmt.Errorf("db: open sqlite %s: %w", opts.SQLitePath, err)
 	}
-	sqlDB, _ := g.DB()
 	sqlDB.SetMaxOpenConns(8)
 	sqlDB.SetMaxIdleConns(8)
 	return g, tenant.SQLite, nil
