@@ -104,8 +104,17 @@ type Service struct {
 	// cache of opened channels by id: webhooks arrive thousands of times a second for the same
 	// few channels, and opening one costs two reads and a decryption. Entries expire quickly
 	// and are dropped on every change made through this node.
-	mu    sync.RWMutex
-	cache map[uuid.UUID]cached
+	mu     sync.RWMutex
+	cache  map[uuid.UUID]cached
+	routes map[string]cachedRoute // Resolve's route and organisation lookups, by route key
+}
+
+// cachedRoute is a route key's organisation and channel, as Resolve found them.
+type cachedRoute struct {
+	org       tenant.Org
+	channelID uuid.UUID
+	typ       string
+	expires   time.Time
 }
 
 type cached struct {
@@ -116,10 +125,15 @@ type cached struct {
 
 const cacheTTL = 30 * time.Second
 
+// maxCachedRoutes bounds Resolve's route cache.
+const maxCachedRoutes = 100_000
+
 // NewService returns the channel service. publicURL is the base of the webhook URLs.
 func NewService(db *tenant.DB, reg *Registry, seal *Sealer, publicURL string, log *slog.Logger) *Service {
-	return &Service{db: db, reg: reg, seal: seal, publicURL: strings.TrimRight(publicURL, "/"), log: log,
-		now: func() time.Time { return time.Now().UTC() }, cache: map[uuid.UUID]cached{}}
+	s := &Service{db: db, reg: reg, seal: seal, publicURL: strings.TrimRight(publicURL, "/"), log: log,
+		now: func() time.Time { return time.Now().UTC() }, cache: map[uuid.UUID]cached{}, routes: map[string]cachedRoute{}}
+	db.OnOrgChange(s.forgetOrg)
+	return s
 }
 
 // Registry returns the adapters.
@@ -491,6 +505,22 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, in UpdateInput) (Cha
 func (s *Service) forget(id uuid.UUID) {
 	s.mu.Lock()
 	delete(s.cache, id)
+	for k, r := range s.routes {
+		if r.channelID == id {
+			delete(s.routes, k)
+		}
+	}
+	s.mu.Unlock()
+}
+
+// forgetOrg drops the routes of an organisation whose state changed (suspended, closed).
+func (s *Service) forgetOrg(orgID uuid.UUID) {
+	s.mu.Lock()
+	for k, r := range s.routes {
+		if r.org.ID == orgID {
+			delete(s.routes, k)
+		}
+	}
 	s.mu.Unlock()
 }
 
@@ -567,23 +597,39 @@ func (s *Service) Test(ctx context.Context, id uuid.UUID) (Channel, error) {
 // tenant and the channel opened for its adapter. Anything unknown, of another type or
 // disabled is not found.
 func (s *Service) Resolve(ctx context.Context, routeKey, typ string) (context.Context, provider.Channel, error) {
-	org, channelID, routeType, err := s.Route(ctx, routeKey)
-	if err != nil {
-		return nil, provider.Channel{}, err
+	// Every inbound request starts here, so the route and its organisation are cached like the
+	// channel (cacheTTL, dropped on changes made through this node); a route key that is not
+	// found is not cached, so a new channel answers at once.
+	s.mu.RLock()
+	r, ok := s.routes[routeKey]
+	s.mu.RUnlock()
+	if !ok || !s.now().Before(r.expires) {
+		org, channelID, routeType, err := s.Route(ctx, routeKey)
+		if err != nil {
+			return nil, provider.Channel{}, err
+		}
+		_, o, err := s.db.InOrg(ctx, org)
+		if err != nil {
+			return nil, provider.Channel{}, err
+		}
+		r = cachedRoute{org: o, channelID: channelID, typ: routeType, expires: s.now().Add(cacheTTL)}
+		s.mu.Lock()
+		if len(s.routes) >= maxCachedRoutes {
+			clear(s.routes) // crude, and rare: a node with that many live channels re-reads them
+		}
+		s.routes[routeKey] = r
+		s.mu.Unlock()
 	}
-	if typ != "" && routeType != typ {
+	if typ != "" && r.typ != typ {
 		return nil, provider.Channel{}, fmt.Errorf("channel route %q is not a %s channel: %w", routeKey, typ, apperr.ErrNotFound)
 	}
-	ctx, _, err = s.db.InOrg(ctx, org)
-	if err != nil {
-		return nil, provider.Channel{}, err
-	}
-	ch, status, err := s.Open(ctx, channelID)
+	ctx = tenant.WithOrg(ctx, r.org)
+	ch, status, err := s.Open(ctx, r.channelID)
 	if err != nil {
 		return nil, provider.Channel{}, err
 	}
 	if status != StatusActive {
-		return nil, provider.Channel{}, fmt.Errorf("channel %s is disabled: %w", channelID, apperr.ErrNotFound)
+		return nil, provider.Channel{}, fmt.Errorf("channel %s is disabled: %w", r.channelID, apperr.ErrNotFound)
 	}
 	return ctx, ch, nil
 }

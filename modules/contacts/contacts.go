@@ -146,6 +146,15 @@ func (s *Service) Resolve(ctx context.Context, from []provider.Identity, name, l
 	var contactID uuid.UUID
 	created := false
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
+		if len(norm) == 1 {
+			// The common case, a returning sender with one identity: find and touch the contact
+			// in one statement.
+			id, err := s.touch(ctx, tid, norm[0], name)
+			if err != nil || id != uuid.Nil {
+				contactID = id
+				return err
+			}
+		}
 		found, err := s.lookup(ctx, norm)
 		if err != nil {
 			return err
@@ -209,6 +218,32 @@ func (s *Service) Resolve(ctx context.Context, from []provider.Identity, name, l
 		return s.reindex(ctx, contactID)
 	})
 	return contactID, created, err
+}
+
+// touch marks the activity of the contact an identity belongs to (and gives it name if it has
+// none) and returns its id, or uuid.Nil when the identity is unknown.
+func (s *Service) touch(ctx context.Context, tid uuid.UUID, id provider.Identity, name string) (uuid.UUID, error) {
+	upd := map[string]any{"last_activity_at": s.now()}
+	if name != "" {
+		// Keep a name an agent gave; only fill an empty one.
+		upd["name"] = gorm.Expr("CASE WHEN name = '' THEN ? ELSE name END", clip(name, 200))
+	}
+	var got []Contact
+	err := s.db.Run(ctx, func(tx *gorm.DB) error {
+		// The subquery is named with its tenant here: the tenant filter covers the statement's
+		// own table only.
+		owner := tx.Session(&gorm.Session{NewDB: true}).Table("contact_identities").Select("contact_id").
+			Where("tenant_id = ? AND kind = ? AND value = ?", tid, id.Kind, id.Value)
+		return tx.Model(&got).Clauses(clause.Returning{Columns: []clause.Column{{Name: "id"}}}).
+			Where("id = (?)", owner).Updates(upd).Error
+	})
+	if err != nil {
+		return uuid.Nil, fmt.Errorf("contacts: touch: %w", err)
+	}
+	if len(got) == 0 {
+		return uuid.Nil, nil
+	}
+	return got[0].ID, nil
 }
 
 // lookup maps the identities that exist to their contacts.

@@ -100,7 +100,7 @@ func (l *latencies) report(b *testing.B) {
 const ingestSenders = 300
 
 // ingestClients is how many deliveries are in flight at once, per GOMAXPROCS.
-const ingestClients = 4
+const ingestClients = 32
 
 // BenchmarkWebhookIngest measures signed inbound webhooks of an api channel (the fixture's real
 // wire format and X-Switchboard-Signature) through the whole HTTP stack over a real 127.0.0.1
