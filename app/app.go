@@ -122,6 +122,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if a.DB, err = tenant.New(gdb, dialect, log); err != nil {
 		return nil, err
 	}
+	if dialect == tenant.Postgres {
+		a.DB.BeginSetsSettings() // db.Open's connector pipelines them with BEGIN
+	}
 	if len(a.DB.TenantTables()) == 0 {
 		return nil, errors.New("app: the database has no schema; run `switchboard migrate up`")
 	}

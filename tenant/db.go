@@ -45,6 +45,10 @@ type DB struct {
 	// writers the busy timeout (which they would otherwise all race against).
 	writer chan struct{}
 
+	// beginSets: the connection sets the row-level security settings with BEGIN itself
+	// (internal/db's PostgreSQL connector), so Tx does not set them again.
+	beginSets bool
+
 	mu        sync.RWMutex
 	tenants   map[string]bool // tables with a tenant_id column
 	listeners []func(orgID uuid.UUID)
@@ -93,6 +97,11 @@ func New(g *gorm.DB, dialect Dialect, log *slog.Logger) (*DB, error) {
 	}
 	return d, d.Refresh(context.Background())
 }
+
+// BeginSetsSettings tells d that its PostgreSQL connections set app.tenant_id and app.platform
+// in the same round trip as BEGIN, from the context the transaction is begun with, as
+// internal/db.Open's connections do; Tx then saves a round trip.
+func (d *DB) BeginSetsSettings() { d.beginSets = true }
 
 // Dialect returns which SQL database this is.
 func (d *DB) Dialect() Dialect { return d.dialect }
@@ -471,7 +480,7 @@ func (d *DB) Tx(ctx context.Context, fn func(ctx context.Context) error) error {
 	}
 	st := &txState{}
 	err := d.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if d.dialect == Postgres {
+		if d.dialect == Postgres && !d.beginSets {
 			if err := setLocal(tx, ctx); err != nil {
 				return err
 			}

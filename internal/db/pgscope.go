@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"fmt"
 	"io"
@@ -50,6 +51,9 @@ type scopedConn struct {
 }
 
 func (c *scopedConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	if opts.Isolation == driver.IsolationLevel(sql.LevelDefault) && !opts.ReadOnly && tenant.Scoped(ctx) {
+		return c.beginScoped(ctx)
+	}
 	tx, err := c.Conn.BeginTx(ctx, opts)
 	if err != nil {
 		return nil, err
@@ -132,6 +136,74 @@ func (c *scopedConn) send(ctx context.Context, query string, argsV []driver.Name
 		return nil, fmt.Errorf("db: set tenant: %w", err)
 	}
 	return br, nil
+}
+
+// beginScoped opens a transaction for a context that names a tenant or platform access and
+// sets the row-level security settings for it in the same round trip: BEGIN and set_config go
+// out as one pipeline. A BEGIN in a pipeline opens a transaction block that outlives the
+// pipeline's Sync, so the settings (local to the transaction) hold until its end. tenant.DB
+// is told (BeginSetsSettings) and does not set them again.
+func (c *scopedConn) beginScoped(ctx context.Context) (driver.Tx, error) {
+	pc := c.Conn.Conn()
+	if pc.IsClosed() {
+		return nil, driver.ErrBadConn
+	}
+	tid, platform := tenant.Settings(ctx)
+	b := &pgx.Batch{}
+	b.Queue("begin")
+	b.Queue(tenant.SetConfigSQL, tid, platform)
+	br := pc.SendBatch(ctx, b)
+	_, err := br.Exec()
+	if err == nil {
+		_, err = br.Exec()
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		if pc.PgConn().TxStatus() != 'I' {
+			_ = pc.Close(ctx) // a half-open transaction must not go back to the pool
+			return nil, fmt.Errorf("db: begin: %w", err)
+		}
+		if pgconn.SafeToRetry(err) {
+			return nil, driver.ErrBadConn
+		}
+		return nil, fmt.Errorf("db: begin: %w", err)
+	}
+	c.inTx = true
+	return &pipelinedTx{conn: c, ctx: ctx}, nil
+}
+
+// pipelinedTx ends a transaction beginScoped opened, as pgx's own transaction does.
+type pipelinedTx struct {
+	conn *scopedConn
+	ctx  context.Context
+}
+
+func (t *pipelinedTx) Commit() error {
+	t.conn.inTx = false
+	pc := t.conn.Conn.Conn()
+	tag, err := pc.Exec(t.ctx, "commit")
+	if err != nil {
+		if pc.PgConn().TxStatus() != 'I' {
+			_ = pc.Close(t.ctx)
+		}
+		return err
+	}
+	if tag.String() == "ROLLBACK" {
+		return pgx.ErrTxCommitRollback // the transaction had failed: COMMIT rolled it back
+	}
+	return nil
+}
+
+func (t *pipelinedTx) Rollback() error {
+	t.conn.inTx = false
+	pc := t.conn.Conn.Conn()
+	if _, err := pc.Exec(t.ctx, "rollback"); err != nil {
+		_ = pc.Close(t.ctx)
+		return err
+	}
+	return nil
 }
 
 type scopedTx struct {

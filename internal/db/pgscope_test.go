@@ -2,6 +2,7 @@ package db_test
 
 import (
 	"context"
+	"errors"
 	"database/sql"
 	"encoding/json"
 	"log/slog"
@@ -133,10 +134,11 @@ func TestScopedStatementsCarryTheirTenant(t *testing.T) {
 		t.Fatalf("after an error: %v", got)
 	}
 
-	// Inside a transaction the statements pass through; the transaction's own setting applies.
+	// A transaction begun for a tenant has its setting from BEGIN on (one round trip); the
+	// statements inside pass through, so the transaction's own setting applies.
 	err = g.WithContext(inTenant(a)).Transaction(func(tx *gorm.DB) error {
-		if s := setting(t, tx); s != "" {
-			t.Errorf("a transaction sees %q before it sets anything", s)
+		if s := setting(t, tx); s != a.String() {
+			t.Errorf("a transaction begun for A sees %q", s)
 		}
 		if err := tx.Exec(`SELECT set_config('app.tenant_id', ?, true)`, b.String()).Error; err != nil {
 			return err
@@ -151,6 +153,26 @@ func TestScopedStatementsCarryTheirTenant(t *testing.T) {
 	}
 	if s := setting(t, g.WithContext(bg)); s != "" {
 		t.Fatalf("after the transaction: %q", s)
+	}
+	// Begun without a tenant, a transaction has no setting; a failed one leaves none behind.
+	err = g.WithContext(bg).Transaction(func(tx *gorm.DB) error {
+		if s := setting(t, tx); s != "" {
+			t.Errorf("a transaction begun without a tenant sees %q", s)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = g.WithContext(inTenant(a)).Transaction(func(tx *gorm.DB) error {
+		_ = tx.Exec(`SELECT nope FROM things`).Error
+		return errors.New("roll back")
+	})
+	if s := setting(t, g.WithContext(bg)); s != "" {
+		t.Fatalf("after a failed transaction: %q", s)
+	}
+	if got := names(t, g.WithContext(inTenant(a))); len(got) != 2 {
+		t.Fatalf("after a failed transaction, A reads %v", got)
 	}
 }
 
