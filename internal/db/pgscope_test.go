@@ -2,9 +2,9 @@ package db_test
 
 import (
 	"context"
-	"errors"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
