@@ -46,8 +46,9 @@ const (
 	maxPreview = 140
 )
 
-// Ingest stores one delivery of a channel: its messages, delivery statuses and call events,
-// each in its own transaction with its usage and realtime events. ctx names the channel's tenant.
+// Ingest stores one delivery of a channel: its messages (each grouped with other messages of the
+// tenant arriving at the same time, see committer), delivery statuses and call events, each in
+// a transaction with its usage and realtime events. ctx names the channel's tenant.
 func (s *Service) Ingest(ctx context.Context, ch provider.Channel, b provider.Batch) (IngestResult, error) {
 	var res IngestResult
 	for _, m := range b.Messages {

@@ -1,7 +1,8 @@
 // Package conversations is the inbox: conversations with a contact on a channel, their messages,
 // notes, attachments and calls. Inbound deliveries from every channel come through Ingest, which
 // stores each message (keyed by the provider's id, so a redelivery is one message) together with
-// its usage event and realtime event in one transaction before anything else happens. Agent
+// its usage event and realtime event in one transaction before anything else happens (messages
+// of a tenant arriving together share one: see committer). Agent
 // replies are stored queued and sent by an asynq task per message, retried with backoff, and
 // marked failed with the reason when the provider refuses or the retries run out.
 package conversations
