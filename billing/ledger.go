@@ -167,28 +167,35 @@ func (l *Ledger) Defer(ctx context.Context, source string, events []Event) error
 	if !ok {
 		return fmt.Errorf("billing: record usage: %w", tenant.ErrNoTenant)
 	}
+	if len(events) == 0 {
+		return apperr.Invalid("events", "must contain at least one event")
+	}
+	if len(events) > MaxBatch {
+		return apperr.Invalid("events", fmt.Sprintf("at most %d events per batch", MaxBatch))
+	}
 	now := l.now()
-	p, fresh := tenant.TxLocal(ctx, deferredKey{}, func() *deferred { return &deferred{seen: map[string]bool{}} })
 	var bad apperr.Fields
-	var rows []UsageEvent
+	rows := make([]UsageEvent, 0, len(events))
 	for i, ev := range events {
 		row, errs := l.validate(ev, now)
 		for _, fe := range errs {
 			bad.Add(fmt.Sprintf("events[%d].%s", i, fe.Field), fe.Message)
 		}
-		if len(errs) > 0 || p.seen[ev.IdempotencyKey] {
-			continue
+		if len(errs) == 0 {
+			row.TenantID, row.ID, row.RecordedAt, row.Source = tid, ids.New(), now, source
+			rows = append(rows, row)
 		}
-		row.TenantID, row.ID, row.RecordedAt, row.Source = tid, ids.New(), now, source
-		rows = append(rows, row)
 	}
 	if err := bad.Err(); err != nil {
-		return err
+		return err // before the transaction's batch is touched: a refused call leaves no trace
 	}
+	p, fresh := tenant.TxLocal(ctx, deferredKey{}, func() *deferred { return &deferred{seen: map[string]bool{}} })
 	for _, r := range rows {
-		p.seen[r.IdempotencyKey] = true
+		if !p.seen[r.IdempotencyKey] { // a key twice in one transaction counts once
+			p.seen[r.IdempotencyKey] = true
+			p.rows = append(p.rows, r)
+		}
 	}
-	p.rows = append(p.rows, rows...)
 	if !fresh {
 		return nil
 	}
@@ -221,39 +228,63 @@ type deferredKey struct{}
 
 // pendingDays is the set of usage days a transaction has touched, marked for the rollup once,
 // just before it commits.
-type pendingDays struct{ days map[string]bool }
+type pendingDays struct {
+	days    map[string]bool
+	written bool // the BeforeCommit function has run: later days are marked at once
+}
 
 type pendingDaysKey struct{}
 
 // markDays has the days of rows rolled up again. Every event of a tenant and day bumps the same
 // usage_dirty_days row, so a transaction that records usage many times (a group of inbound
 // messages) bumps it once, at its end: on PostgreSQL the row's lock, which every concurrent
-// transaction of the tenant queues on, is then held for the commit only.
+// transaction of the tenant queues on, is then held for the commit only. Days that arrive after
+// that write (from another BeforeCommit function, such as Defer's) are marked then and there.
 func (l *Ledger) markDays(ctx context.Context, tid uuid.UUID, rows []UsageEvent) error {
 	p, fresh := tenant.TxLocal(ctx, pendingDaysKey{}, func() *pendingDays { return &pendingDays{days: map[string]bool{}} })
+	var late map[string]bool
 	for _, r := range rows {
-		p.days[r.OccurredAt.Format(dayLayout)] = true
+		d := r.OccurredAt.Format(dayLayout)
+		if p.written && !p.days[d] {
+			if late == nil {
+				late = map[string]bool{}
+			}
+			late[d] = true
+		}
+		p.days[d] = true
 	}
-	if !fresh {
+	switch {
+	case p.written:
+		return l.bumpDays(ctx, tid, late)
+	case fresh:
+		return tenant.BeforeCommit(ctx, func(ctx context.Context) error {
+			p.written = true
+			return l.bumpDays(ctx, tid, p.days)
+		})
+	}
+	return nil
+}
+
+// bumpDays marks days for the rollup, in a fixed order, so concurrent transactions lock their
+// rows in the same order.
+func (l *Ledger) bumpDays(ctx context.Context, tid uuid.UUID, set map[string]bool) error {
+	if len(set) == 0 {
 		return nil
 	}
-	return tenant.BeforeCommit(ctx, func(ctx context.Context) error {
-		// Days in a fixed order, so concurrent transactions lock their rows in the same order.
-		days := make([]dirtyDay, 0, len(p.days))
-		for d := range p.days {
-			days = append(days, dirtyDay{TenantID: tid, Day: d, Version: 1})
+	days := make([]dirtyDay, 0, len(set))
+	for d := range set {
+		days = append(days, dirtyDay{TenantID: tid, Day: d, Version: 1})
+	}
+	sort.Slice(days, func(i, j int) bool { return days[i].Day < days[j].Day })
+	return l.db.Run(ctx, func(tx *gorm.DB) error {
+		err := tx.Clauses(clause.OnConflict{
+			Columns:   []clause.Column{{Name: "tenant_id"}, {Name: "day"}},
+			DoUpdates: clause.Assignments(map[string]any{"version": gorm.Expr("usage_dirty_days.version + 1")}),
+		}).Create(&days).Error
+		if err != nil {
+			return fmt.Errorf("billing: mark usage days: %w", err)
 		}
-		sort.Slice(days, func(i, j int) bool { return days[i].Day < days[j].Day })
-		return l.db.Run(ctx, func(tx *gorm.DB) error {
-			err := tx.Clauses(clause.OnConflict{
-				Columns:   []clause.Column{{Name: "tenant_id"}, {Name: "day"}},
-				DoUpdates: clause.Assignments(map[string]any{"version": gorm.Expr("usage_dirty_days.version + 1")}),
-			}).Create(&days).Error
-			if err != nil {
-				return fmt.Errorf("billing: mark usage days: %w", err)
-			}
-			return nil
-		})
+		return nil
 	})
 }
 

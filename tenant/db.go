@@ -384,6 +384,19 @@ type txState struct {
 	locals map[any]any
 }
 
+// Retryable reports whether err is PostgreSQL's deadlock or serialization failure: the
+// transaction was rolled back as the victim, and running it again is the remedy.
+func Retryable(err error) bool {
+	var pe interface{ SQLState() string }
+	if errors.As(err, &pe) {
+		switch pe.SQLState() {
+		case "40P01", "40001":
+			return true
+		}
+	}
+	return false
+}
+
 // InTx reports whether ctx carries a transaction.
 func InTx(ctx context.Context) bool {
 	_, ok := ctx.Value(txKey).(txKeyValue)

@@ -2,6 +2,8 @@ package conversations
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/google/uuid"
@@ -95,6 +97,10 @@ func (c *committer) lead(tid uuid.UUID, l *lane, first *job) {
 	l.pending = append(l.pending[:0:0], l.pending[n:]...)
 	c.mu.Unlock()
 
+	// Senders in a fixed order (stable, so one sender's messages keep theirs): the tenant's
+	// concurrent groups on PostgreSQL then lock contacts and conversations in the same order
+	// and wait for each other instead of deadlocking.
+	slices.SortStableFunc(group, func(a, b *job) int { return strings.Compare(senderKey(a.in), senderKey(b.in)) })
 	c.write(group)
 
 	c.mu.Lock()
@@ -110,6 +116,13 @@ func (c *committer) lead(tid uuid.UUID, l *lane, first *job) {
 		delete(c.tenants, tid)
 	}
 	c.mu.Unlock()
+}
+
+func senderKey(in *inbound) string {
+	if len(in.m.From) == 0 {
+		return ""
+	}
+	return in.m.From[0].Kind + ":" + in.m.From[0].Value
 }
 
 // write stores a group in one transaction and tells each job its outcome.

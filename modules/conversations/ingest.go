@@ -200,11 +200,19 @@ func (s *Service) storeAlone(ctx context.Context, in *inbound) (uuid.UUID, bool,
 	// A delivery seen before is not looked up first: the message's insert finds it on the
 	// unique (channel, provider id) key and rolls back what the transaction did until then.
 	// Redeliveries are rare; the lookup cost every new message a statement in the write lock.
-	err := s.db.Tx(ctx, func(ctx context.Context) error {
-		var err error
-		msgID, fetch, err = s.store(ctx, in)
-		return err
-	})
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = s.db.Tx(ctx, func(ctx context.Context) error {
+			var err error
+			msgID, fetch, err = s.store(ctx, in)
+			return err
+		})
+		// PostgreSQL may pick this transaction as a deadlock's victim (a tenant's concurrent
+		// groups lock contacts and conversations); it is run again rather than answered 500.
+		if !tenant.Retryable(err) || tenant.InTx(ctx) || attempt == 3 {
+			break
+		}
+	}
 	if errors.Is(err, errDuplicate) {
 		return s.knownDelivery(ctx, in.ch.ID, in.pid)
 	}
