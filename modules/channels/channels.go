@@ -107,6 +107,9 @@ type Service struct {
 	mu     sync.RWMutex
 	cache  map[uuid.UUID]cached
 	routes map[string]cachedRoute // Resolve's route and organisation lookups, by route key
+	// gen counts the drops: a lookup that began before one does not fill the cache with what
+	// it read, which may be the state the change just replaced.
+	gen uint64
 }
 
 // cachedRoute is a route key's organisation and channel, as Resolve found them.
@@ -504,6 +507,7 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, in UpdateInput) (Cha
 
 func (s *Service) forget(id uuid.UUID) {
 	s.mu.Lock()
+	s.gen++
 	delete(s.cache, id)
 	for k, r := range s.routes {
 		if r.channelID == id {
@@ -516,6 +520,7 @@ func (s *Service) forget(id uuid.UUID) {
 // forgetOrg drops the routes of an organisation whose state changed (suspended, closed).
 func (s *Service) forgetOrg(orgID uuid.UUID) {
 	s.mu.Lock()
+	s.gen++
 	for k, r := range s.routes {
 		if r.org.ID == orgID {
 			delete(s.routes, k)
@@ -544,6 +549,7 @@ func (s *Service) Open(ctx context.Context, id uuid.UUID) (provider.Channel, str
 	tid, _ := tenant.ID(ctx)
 	s.mu.RLock()
 	c, ok := s.cache[id]
+	gen := s.gen
 	s.mu.RUnlock()
 	if ok && c.ch.TenantID == tid && s.now().Before(c.expires) {
 		return c.ch, c.status, nil
@@ -566,7 +572,9 @@ func (s *Service) Open(ctx context.Context, id uuid.UUID) (provider.Channel, str
 	pc := provider.Channel{ID: ch.ID, TenantID: ch.TenantID, Type: ch.Type, PublicID: ch.PublicID, Name: ch.Name,
 		Config: cfg, WebhookURL: s.WebhookURL(ch.Type, ch.PublicID)}
 	s.mu.Lock()
-	s.cache[id] = cached{ch: pc, status: ch.Status, expires: s.now().Add(cacheTTL)}
+	if s.gen == gen {
+		s.cache[id] = cached{ch: pc, status: ch.Status, expires: s.now().Add(cacheTTL)}
+	}
 	s.mu.Unlock()
 	return pc, ch.Status, nil
 }
@@ -602,6 +610,7 @@ func (s *Service) Resolve(ctx context.Context, routeKey, typ string) (context.Co
 	// found is not cached, so a new channel answers at once.
 	s.mu.RLock()
 	r, ok := s.routes[routeKey]
+	gen := s.gen
 	s.mu.RUnlock()
 	if !ok || !s.now().Before(r.expires) {
 		org, channelID, routeType, err := s.Route(ctx, routeKey)
@@ -617,7 +626,9 @@ func (s *Service) Resolve(ctx context.Context, routeKey, typ string) (context.Co
 		if len(s.routes) >= maxCachedRoutes {
 			clear(s.routes) // crude, and rare: a node with that many live channels re-reads them
 		}
-		s.routes[routeKey] = r
+		if s.gen == gen {
+			s.routes[routeKey] = r
+		}
 		s.mu.Unlock()
 	}
 	if typ != "" && r.typ != typ {
