@@ -66,7 +66,7 @@ type Options struct {
 	SendRetries int
 	// MaxAttachmentBytes limits one attachment.
 	MaxAttachmentBytes int64
-	// GroupMax is how many inbound messages of a tenant one transaction stores at most (see
+	// GroupMax is how many inbound messages of a tenant one transaction stores at most (64; see
 	// committer); 1 stores each alone.
 	GroupMax int
 	// GroupLanes is how many such transactions of one tenant run at once: 1 on SQLite, which
@@ -100,7 +100,7 @@ func NewService(db *tenant.DB, ch *channels.Service, ct *contacts.Service, usage
 		opts.MaxAttachmentBytes = 20 << 20
 	}
 	if opts.GroupMax <= 0 {
-		opts.GroupMax = 32
+		opts.GroupMax = 64
 	}
 	if opts.GroupLanes <= 0 {
 		opts.GroupLanes = 1
