@@ -2,8 +2,7 @@ package conversations
 
 import (
 	"context"
-	"slices"
-	"strings"
+	"hash/fnv"
 	"sync"
 
 	"github.com/google/uuid"
@@ -15,8 +14,14 @@ import (
 // is running together, in the next transaction (group commit). What a transaction costs on its
 // own — BEGIN, the tenant setting, the usage day's mark, COMMIT and its flush to disk, and on
 // SQLite the one write lock — is then paid once for the group, not once a message. A message
-// that arrives while nothing of its tenant is being written goes straight through, so a quiet
+// that arrives while nothing of its lane is being written goes straight through, so a quiet
 // inbox waits for nothing.
+//
+// A tenant's senders are spread over its lanes by a hash of the sender, and a lane writes one
+// group at a time: the messages of one sender are stored one transaction after the other, in
+// the order they came, so two messages of a sender arriving together never open two
+// conversations, and two groups never lock the same contact or conversation (no deadlocks on
+// PostgreSQL, where a tenant's lanes write in parallel).
 //
 // A group commits or rolls back as a whole. When one of its messages fails (a redelivery, an
 // auto-reply outside any thread, a database error), nothing of the group is kept and every
@@ -25,16 +30,21 @@ import (
 type committer struct {
 	s     *Service
 	max   int // messages in one transaction
-	lanes int // transactions of one tenant at once
+	lanes int // lanes of a tenant, each writing one transaction at a time
 
-	mu      sync.Mutex
-	tenants map[uuid.UUID]*lane
+	mu    sync.Mutex
+	queue map[laneKey]*lane
 }
 
-// lane is one tenant's queue: the messages waiting, and how many leaders are writing.
+type laneKey struct {
+	tenant uuid.UUID
+	lane   int
+}
+
+// lane is the queue of one lane: the messages waiting, and whether one is writing.
 type lane struct {
 	pending []*job
-	leaders int
+	busy    bool
 }
 
 // job is one message waiting for its group. done receives, once, the order to lead (take the
@@ -53,31 +63,37 @@ type outcome struct {
 }
 
 func newCommitter(s *Service, max, lanes int) *committer {
-	return &committer{s: s, max: max, lanes: lanes, tenants: map[uuid.UUID]*lane{}}
+	return &committer{s: s, max: max, lanes: lanes, queue: map[laneKey]*lane{}}
 }
 
 // submit stores a prepared message with whichever group it falls into and returns what
 // ingestMessage would have.
 func (c *committer) submit(ctx context.Context, in *inbound) (uuid.UUID, bool, error) {
 	tid, _ := tenant.ID(ctx)
+	key := laneKey{tenant: tid}
+	if c.lanes > 1 {
+		h := fnv.New32a()
+		h.Write([]byte(senderKey(in)))
+		key.lane = int(h.Sum32() % uint32(c.lanes))
+	}
 	j := &job{ctx: ctx, in: in, done: make(chan outcome, 1)}
 	c.mu.Lock()
-	l := c.tenants[tid]
+	l := c.queue[key]
 	if l == nil {
 		l = &lane{}
-		c.tenants[tid] = l
+		c.queue[key] = l
 	}
-	if l.leaders < c.lanes {
-		l.leaders++
+	if !l.busy {
+		l.busy = true
 		c.mu.Unlock()
-		c.lead(tid, l, j)
+		c.lead(key, l, j)
 	} else {
 		l.pending = append(l.pending, j)
 		c.mu.Unlock()
 		// No giving up on ctx here: a waiting job may be handed the lead, and others wait on it.
 		// The wait is bounded by the transaction ahead, which runs under its own deadline.
 		if o := <-j.done; o.lead {
-			c.lead(tid, l, j)
+			c.lead(key, l, j)
 		} else {
 			return o.id, o.stored, o.err
 		}
@@ -88,7 +104,7 @@ func (c *committer) submit(ctx context.Context, in *inbound) (uuid.UUID, bool, e
 
 // lead writes first with the messages waiting behind it, then hands the lead to the next
 // waiting message, if any, so that its own caller is answered without waiting for others.
-func (c *committer) lead(tid uuid.UUID, l *lane, first *job) {
+func (c *committer) lead(key laneKey, l *lane, first *job) {
 	c.mu.Lock()
 	n := min(len(l.pending), c.max-1)
 	group := make([]*job, 0, n+1)
@@ -97,10 +113,6 @@ func (c *committer) lead(tid uuid.UUID, l *lane, first *job) {
 	l.pending = append(l.pending[:0:0], l.pending[n:]...)
 	c.mu.Unlock()
 
-	// Senders in a fixed order (stable, so one sender's messages keep theirs): the tenant's
-	// concurrent groups on PostgreSQL then lock contacts and conversations in the same order
-	// and wait for each other instead of deadlocking.
-	slices.SortStableFunc(group, func(a, b *job) int { return strings.Compare(senderKey(a.in), senderKey(b.in)) })
 	c.write(group)
 
 	c.mu.Lock()
@@ -111,13 +123,12 @@ func (c *committer) lead(tid uuid.UUID, l *lane, first *job) {
 		next.done <- outcome{lead: true}
 		return
 	}
-	l.leaders--
-	if l.leaders == 0 {
-		delete(c.tenants, tid)
-	}
+	l.busy = false
+	delete(c.queue, key)
 	c.mu.Unlock()
 }
 
+// senderKey names the sender of a message by its first identity.
 func senderKey(in *inbound) string {
 	if len(in.m.From) == 0 {
 		return ""

@@ -68,8 +68,8 @@ func (p *provider5xx) job(r provider.Request) func() error {
 }
 
 // settle fails the test if a delivery had to be made again: every delivery must be answered
-// 200 the first time, also on PostgreSQL, where the tenant's concurrent group transactions
-// could deadlock on contact rows before their senders were sorted.
+// 200 the first time, also on PostgreSQL, where a tenant's group transactions run in parallel
+// (each sender in one lane, so they never wait on each other's contacts).
 func (p *provider5xx) settle(t *testing.T, _ tenant.Dialect) {
 	t.Helper()
 	if n := p.retried.Load(); n != 0 {
