@@ -19,7 +19,8 @@ export default defineConfig({
   },
   server: {
     proxy: {
-      '/api': backend,
+      // ws: the inbox's live updates (/api/v1/realtime) are a WebSocket.
+      '/api': { target: backend, ws: true },
       '/readyz': backend,
       '/healthz': backend,
     },
