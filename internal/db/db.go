@@ -5,6 +5,7 @@ package db
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -39,9 +40,11 @@ type Options struct {
 // timeout instead of immediate SQLITE_BUSY, foreign keys on, and write transactions that take
 // the write lock at BEGIN so two of them never deadlock upgrading read locks. Times are written
 // as "2006-01-02 15:04:05.999999999-07:00" and read back as time.Time only from columns declared
-// as times: the result of strftime() and the like stays text, as the queries expect.
+// as times: the result of strftime() and the like stays text, as the queries expect. The log is
+// checkpointed in the background (see checkpoint); SQLite's own checkpoint in the commit is the
+// fallback past 10,000 pages (~40 MB).
 func SQLiteDSN(path string) string {
-	return "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate" +
+	return "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=wal_autocheckpoint(10000)&_txlock=immediate" +
 		"&_time_format=sqlite&_texttotime=0&_inttotime=0"
 }
 
@@ -90,7 +93,24 @@ func Open(opts Options) (*gorm.DB, tenant.Dialect, error) {
 	}
 	sqlDB.SetMaxOpenConns(8)
 	sqlDB.SetMaxIdleConns(8)
+	go checkpoint(sqlDB, time.Second)
 	return g, tenant.SQLite, nil
+}
+
+// checkpoint copies the write-ahead log into the database file every interval, outside any
+// write transaction, until db is closed. SQLite's own checkpoint runs inside the commit that
+// crosses wal_autocheckpoint pages, so the one writer of the process — and every request
+// waiting on it — would wait for the copy and its fsync; a PASSIVE checkpoint runs beside the
+// writer instead. wal_autocheckpoint stays on at a higher mark (SQLiteDSN) as the safety net
+// should this loop fall behind.
+func checkpoint(db *sql.DB, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for range t.C {
+		if _, err := db.Exec("PRAGMA wal_checkpoint(PASSIVE)"); errors.Is(err, sql.ErrConnDone) || (err != nil && strings.Contains(err.Error(), "database is closed")) {
+			return
+		}
+	}
 }
 
 // Migrator applies the schema of one dialect.
