@@ -341,6 +341,10 @@ func or(a, b string) string {
 	return b
 }
 
+// threadColumns are what a message needs of the conversation it joins: reading no more (no
+// times to parse, no attributes) keeps the lookup short in the write lock.
+var threadColumns = []string{"tenant_id", "id", "channel_id", "contact_id", "status"}
+
 // threadFor finds the conversation a message belongs to, or opens one. E-mail threading
 // headers win, then the provider's thread key, then the contact's conversation on the channel
 // that is still open. An auto-reply never opens a conversation.
@@ -362,7 +366,7 @@ func (s *Service) threadFor(ctx context.Context, ch provider.Channel, contactID 
 	}
 	if len(refs) > 0 {
 		ok, err := find(func(tx *gorm.DB) *gorm.DB {
-			return tx.Where("id = (?)", tx.Model(&Message{}).Select("conversation_id").
+			return tx.Select(threadColumns).Where("id = (?)", tx.Model(&Message{}).Select("conversation_id").
 				Where("channel_id = ? AND provider_id IN ?", ch.ID, refs).Order("id DESC").Limit(1))
 		})
 		if ok || err != nil {
@@ -374,7 +378,7 @@ func (s *Service) threadFor(ctx context.Context, ch provider.Channel, contactID 
 	// thread or contact index. Candidates are few: one thread, or one contact's live ones.
 	newest := func(q func(tx *gorm.DB) *gorm.DB, keep func(c *Conversation) bool) (bool, error) {
 		var rows []Conversation
-		if err := s.db.Run(ctx, func(tx *gorm.DB) error { return q(tx).Find(&rows).Error }); err != nil {
+		if err := s.db.Run(ctx, func(tx *gorm.DB) error { return q(tx).Select(threadColumns).Find(&rows).Error }); err != nil {
 			return false, fmt.Errorf("conversations: find thread: %w", err)
 		}
 		found := false
