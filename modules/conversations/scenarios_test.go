@@ -359,6 +359,19 @@ func TestMergeKeepsEveryMessage(t *testing.T) {
 					t.Fatalf("unexpected timeline item %v", it)
 				}
 			}
+			// What the loser wrote now reads as the winner's.
+			var fromContact int
+			for _, m := range owner.Do("GET", "/api/v1/conversations/"+waConv["id"].(string)+"/messages?limit=100", nil).Want(200).Items() {
+				if m["author_kind"] == "contact" {
+					fromContact++
+					if m["author_id"] != winner {
+						t.Fatalf("message %v keeps author %v after the merge, want %s", m["id"], m["author_id"], winner)
+					}
+				}
+			}
+			if fromContact != 2 {
+				t.Fatalf("%d messages from the customer in the moved conversation, want 2", fromContact)
+			}
 			convs := owner.Do("GET", "/api/v1/conversations?contact_id="+winner, nil).Want(200).Items()
 			if len(convs) != 2 {
 				t.Fatalf("the winner has %d conversations, want 2", len(convs))
