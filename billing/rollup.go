@@ -27,10 +27,11 @@ func (Rollup) TableName() string { return "usage_rollups" }
 
 // RollupDirty recomputes the rollups of up to limit days that have had usage recorded since
 // they were last computed (all of them when limit ≤ 0), oldest first, and returns how many it
-// did. Each day is one transaction that replaces the day's hourly and daily rows with totals
-// counted afresh from the ledger and clears the day's mark only at the version it counted; so a
-// run stopped at any point leaves every day either as before or complete, an event that lands
-// meanwhile leaves its day marked for the next run, and running again changes nothing.
+// did. Each day is counted afresh from the ledger, then one transaction replaces the day's
+// hourly and daily rows with the count and clears the day's mark only at the version it read
+// before counting; so a run stopped at any point leaves every day either as before or complete,
+// an event that lands meanwhile leaves its day marked for the next run, a run that finds the
+// mark gone (another run finished the day) writes nothing, and running again changes nothing.
 func (l *Ledger) RollupDirty(ctx context.Context, limit int) (int, error) {
 	var marks []dirtyDay
 	pctx := l.db.AsPlatform(ctx, "usage rollup: find days to recompute")
@@ -64,43 +65,63 @@ func (l *Ledger) rollupDay(ctx context.Context, m dirtyDay) error {
 	}
 	next := day.AddDate(0, 0, 1)
 	ctx = tenant.WithOrg(ctx, tenant.Org{ID: m.TenantID, Kind: tenant.KindTenant})
+	// The day is counted before the write transaction, not in it: on SQLite a write transaction
+	// holds the process's one writer, and every inbound message would wait for the count, which
+	// grows with the day. Events recorded after the mark was read bump its version, so the mark
+	// is not cleared below and the day is counted again on the next run.
+	var hourly, daily []aggRow
+	err = l.db.Run(ctx, func(tx *gorm.DB) error {
+		err := tx.Table("usage_events").
+			Select(l.hourExpr()+" AS bucket, meter, "+aggColumns).
+			Where("occurred_at >= ? AND occurred_at < ?", day, next).
+			Group("bucket, meter").Scan(&hourly).Error
+		if err != nil {
+			return fmt.Errorf("count hours: %w", err)
+		}
+		err = tx.Table("usage_events").
+			Select("meter, "+aggColumns).
+			Where("occurred_at >= ? AND occurred_at < ?", day, next).
+			Group("meter").Scan(&daily).Error
+		if err != nil {
+			return fmt.Errorf("count day: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("billing: roll up %s: %w", m.Day, err)
+	}
+	now := l.now()
+	var rows []Rollup
+	for _, h := range hourly {
+		at, err := time.Parse(sqliteTimeLayout, h.Bucket)
+		if err != nil {
+			return fmt.Errorf("hour bucket %q: %w", h.Bucket, err)
+		}
+		mt, ok := l.meters.Get(h.Meter)
+		if !ok {
+			continue // a meter since removed from the registry: kept in the ledger, not rolled up
+		}
+		rows = append(rows, Rollup{TenantID: m.TenantID, Meter: h.Meter, Granularity: "hour", BucketStart: at.UTC(), Quantity: pick(mt, h), Events: h.Events, ComputedAt: now})
+	}
+	for _, d := range daily {
+		mt, ok := l.meters.Get(d.Meter)
+		if !ok {
+			continue
+		}
+		rows = append(rows, Rollup{TenantID: m.TenantID, Meter: d.Meter, Granularity: "day", BucketStart: day, Quantity: pick(mt, d), Events: d.Events, ComputedAt: now})
+	}
 	return l.db.Tx(ctx, func(ctx context.Context) error {
 		return l.db.Run(ctx, func(tx *gorm.DB) error {
-			var hourly []aggRow
-			err := tx.Table("usage_events").
-				Select(l.hourExpr()+" AS bucket, meter, "+aggColumns).
-				Where("occurred_at >= ? AND occurred_at < ?", day, next).
-				Group("bucket, meter").Scan(&hourly).Error
-			if err != nil {
-				return fmt.Errorf("count hours: %w", err)
+			// No mark left: another run counted the day after this one read the mark, and no
+			// event came since (it would have marked the day again). Its rollups are complete;
+			// this count may be older, and writing it would leave them stale with nothing to
+			// correct them.
+			var marked int64
+			if err := tx.Model(&dirtyDay{}).Where("day = ?", m.Day).Count(&marked).Error; err != nil {
+				return fmt.Errorf("check mark: %w", err)
 			}
-			var daily []aggRow
-			err = tx.Table("usage_events").
-				Select("meter, "+aggColumns).
-				Where("occurred_at >= ? AND occurred_at < ?", day, next).
-				Group("meter").Scan(&daily).Error
-			if err != nil {
-				return fmt.Errorf("count day: %w", err)
-			}
-			now := l.now()
-			var rows []Rollup
-			for _, h := range hourly {
-				at, err := time.Parse(sqliteTimeLayout, h.Bucket)
-				if err != nil {
-					return fmt.Errorf("hour bucket %q: %w", h.Bucket, err)
-				}
-				mt, ok := l.meters.Get(h.Meter)
-				if !ok {
-					continue // a meter since removed from the registry: kept in the ledger, not rolled up
-				}
-				rows = append(rows, Rollup{TenantID: m.TenantID, Meter: h.Meter, Granularity: "hour", BucketStart: at.UTC(), Quantity: pick(mt, h), Events: h.Events, ComputedAt: now})
-			}
-			for _, d := range daily {
-				mt, ok := l.meters.Get(d.Meter)
-				if !ok {
-					continue
-				}
-				rows = append(rows, Rollup{TenantID: m.TenantID, Meter: d.Meter, Granularity: "day", BucketStart: day, Quantity: pick(mt, d), Events: d.Events, ComputedAt: now})
+			if marked == 0 {
+				return nil
 			}
 			if err := tx.Where("bucket_start >= ? AND bucket_start < ?", day, next).Delete(&Rollup{}).Error; err != nil {
 				return fmt.Errorf("clear day: %w", err)
