@@ -220,22 +220,22 @@ func (s *Service) Resolve(ctx context.Context, from []provider.Identity, name, l
 	return contactID, created, err
 }
 
+// activityGrain is how fresh a contact's last_activity_at is kept: a sender writing many
+// messages a minute has it written once a minute, not on every message.
+const activityGrain = time.Minute
+
 // touch marks the activity of the contact an identity belongs to (and gives it name if it has
-// none) and returns its id, or uuid.Nil when the identity is unknown.
+// none) and returns its id, or uuid.Nil when the identity is unknown. The contact is read in one
+// statement; it is written only when its activity is older than activityGrain or its name is
+// to be filled, so a busy conversation does not rewrite its contact's row on every message.
 func (s *Service) touch(ctx context.Context, tid uuid.UUID, id provider.Identity, name string) (uuid.UUID, error) {
-	upd := map[string]any{"last_activity_at": s.now()}
-	if name != "" {
-		// Keep a name an agent gave; only fill an empty one.
-		upd["name"] = gorm.Expr("CASE WHEN name = '' THEN ? ELSE name END", clip(name, 200))
-	}
 	var got []Contact
 	err := s.db.Run(ctx, func(tx *gorm.DB) error {
 		// The subquery is named with its tenant here: the tenant filter covers the statement's
 		// own table only.
 		owner := tx.Session(&gorm.Session{NewDB: true}).Table("contact_identities").Select("contact_id").
 			Where("tenant_id = ? AND kind = ? AND value = ?", tid, id.Kind, id.Value)
-		return tx.Model(&got).Clauses(clause.Returning{Columns: []clause.Column{{Name: "id"}}}).
-			Where("id = (?)", owner).Updates(upd).Error
+		return tx.Select("tenant_id", "id", "name", "last_activity_at").Where("id = (?)", owner).Find(&got).Error
 	})
 	if err != nil {
 		return uuid.Nil, fmt.Errorf("contacts: touch: %w", err)
@@ -243,7 +243,27 @@ func (s *Service) touch(ctx context.Context, tid uuid.UUID, id provider.Identity
 	if len(got) == 0 {
 		return uuid.Nil, nil
 	}
-	return got[0].ID, nil
+	c, now := got[0], s.now()
+	upd := map[string]any{}
+	if c.LastActivityAt == nil || now.Sub(*c.LastActivityAt) >= activityGrain {
+		upd["last_activity_at"] = now
+	}
+	if name = clip(name, 200); name != "" && c.Name == "" {
+		upd["name"] = name // keep a name an agent gave; only fill an empty one
+	}
+	if len(upd) == 0 {
+		return c.ID, nil
+	}
+	err = s.db.Run(ctx, func(tx *gorm.DB) error {
+		return tx.Model(&Contact{}).Where("id = ?", c.ID).Updates(upd).Error
+	})
+	if err != nil {
+		return uuid.Nil, fmt.Errorf("contacts: touch: %w", err)
+	}
+	if upd["name"] != nil {
+		return c.ID, s.reindex(ctx, c.ID)
+	}
+	return c.ID, nil
 }
 
 // lookup maps the identities that exist to their contacts.
