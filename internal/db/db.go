@@ -42,9 +42,11 @@ type Options struct {
 // as "2006-01-02 15:04:05.999999999-07:00" and read back as time.Time only from columns declared
 // as times: the result of strftime() and the like stays text, as the queries expect. The log is
 // checkpointed in the background (see checkpoint); SQLite's own checkpoint in the commit is the
-// fallback past 10,000 pages (~40 MB).
+// fallback past 10,000 pages (~40 MB). Each connection may cache 32 MB of pages (SQLite's default
+// is 2 MB), taken as pages are read: once the inbox outgrows a few megabytes, index pages of the
+// tables every message writes would otherwise be read back from the OS inside the write lock.
 func SQLiteDSN(path string) string {
-	return "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=wal_autocheckpoint(10000)&_txlock=immediate" +
+	return "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=wal_autocheckpoint(10000)&_pragma=cache_size(-32768)&_txlock=immediate" +
 		"&_time_format=sqlite&_texttotime=0&_inttotime=0"
 }
 

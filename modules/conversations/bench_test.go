@@ -208,7 +208,7 @@ func seedInbox(b *testing.B, e *apptest.Env, ch provider.Channel) {
 						if err := tx.Exec("PRAGMA cache_size = -262144").Error; err != nil {
 							return err
 						}
-						defer tx.Exec("PRAGMA cache_size = -2000") // SQLite's default again for this pooled connection
+						defer tx.Exec("PRAGMA cache_size = -32768") // what db.SQLiteDSN gives every connection, again for this pooled one
 					}
 					for i := 0; i < len(part); i += 100 {
 						chunk := part[i:min(i+100, len(part))]
