@@ -2,7 +2,9 @@ package conversations
 
 import (
 	"context"
+	"fmt"
 	"hash/fnv"
+	"runtime/debug"
 	"sync"
 
 	"github.com/google/uuid"
@@ -50,9 +52,16 @@ type lane struct {
 // job is one message waiting for its group. done receives, once, the order to lead (take the
 // next group and write it) and then, always, the message's outcome.
 type job struct {
-	ctx  context.Context
-	in   *inbound
-	done chan outcome
+	ctx      context.Context
+	in       *inbound
+	done     chan outcome
+	answered bool // by the leader writing its group, which alone touches it meanwhile
+}
+
+// answer tells a waiting job what became of its message.
+func (j *job) answer(o outcome) {
+	j.answered = true
+	j.done <- o
 }
 
 type outcome struct {
@@ -113,7 +122,7 @@ func (c *committer) lead(key laneKey, l *lane, first *job) {
 	l.pending = append(l.pending[:0:0], l.pending[n:]...)
 	c.mu.Unlock()
 
-	c.write(group)
+	c.writeGuarded(group)
 
 	c.mu.Lock()
 	if len(l.pending) > 0 {
@@ -126,6 +135,24 @@ func (c *committer) lead(key laneKey, l *lane, first *job) {
 	l.busy = false
 	delete(c.queue, key)
 	c.mu.Unlock()
+}
+
+// writeGuarded writes a group; should that panic, every message of the group not yet answered
+// gets an error (the provider delivers it again) and the lane goes on, rather than leaving its
+// waiting messages, and every later one of the lane, waiting forever.
+func (c *committer) writeGuarded(group []*job) {
+	defer func() {
+		if r := recover(); r != nil {
+			err := fmt.Errorf("conversations: storing a group of %d messages panicked: %v", len(group), r)
+			c.s.log.ErrorContext(group[0].ctx, "group commit panicked", "err", err, "stack", string(debug.Stack()))
+			for _, j := range group {
+				if !j.answered {
+					j.answer(outcome{err: err})
+				}
+			}
+		}
+	}()
+	c.write(group)
 }
 
 // senderKey names the sender of a message by its first identity.
@@ -142,7 +169,7 @@ func (c *committer) write(group []*job) {
 	if len(group) == 1 {
 		j := group[0]
 		id, stored, err := s.storeAlone(j.ctx, j.in)
-		j.done <- outcome{id: id, stored: stored, err: err}
+		j.answer(outcome{id: id, stored: stored, err: err})
 		return
 	}
 	type result struct {
@@ -165,7 +192,7 @@ func (c *committer) write(group []*job) {
 	if err != nil {
 		for _, j := range group {
 			id, stored, err := s.storeAlone(j.ctx, j.in)
-			j.done <- outcome{id: id, stored: stored, err: err}
+			j.answer(outcome{id: id, stored: stored, err: err})
 		}
 		return
 	}
@@ -173,6 +200,6 @@ func (c *committer) write(group []*job) {
 		for _, a := range results[i].fetch {
 			s.enqueueFetch(j.ctx, a)
 		}
-		j.done <- outcome{id: results[i].id, stored: true}
+		j.answer(outcome{id: results[i].id, stored: true})
 	}
 }
