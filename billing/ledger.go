@@ -94,15 +94,36 @@ func (l *Ledger) Meters() *Meters { return l.meters }
 // batch is refused with a validation error naming it (events[i].field) and nothing is written.
 // source says who reported the events ("api" or the module's name).
 func (l *Ledger) Record(ctx context.Context, source string, events []Event) (Result, error) {
+	tid, rows, err := l.rowsFor(ctx, source, events)
+	if err != nil {
+		return Result{}, err
+	}
+	var accepted int64
+	err = l.db.Tx(ctx, func(ctx context.Context) error {
+		var err error
+		if accepted, err = l.insert(ctx, rows); err != nil {
+			return err
+		}
+		return l.markDays(ctx, tid, rows)
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Accepted: int(accepted), Duplicates: len(events) - int(accepted)}, nil
+}
+
+// rowsFor checks a batch for the tenant in ctx and turns it into ledger rows, a key given twice
+// once; if any event is invalid it returns a validation error naming each (events[i].field).
+func (l *Ledger) rowsFor(ctx context.Context, source string, events []Event) (uuid.UUID, []UsageEvent, error) {
 	tid, ok := tenant.ID(ctx)
 	if !ok {
-		return Result{}, fmt.Errorf("billing: record usage: %w", tenant.ErrNoTenant)
+		return uuid.Nil, nil, fmt.Errorf("billing: record usage: %w", tenant.ErrNoTenant)
 	}
 	if len(events) == 0 {
-		return Result{}, apperr.Invalid("events", "must contain at least one event")
+		return uuid.Nil, nil, apperr.Invalid("events", "must contain at least one event")
 	}
 	if len(events) > MaxBatch {
-		return Result{}, apperr.Invalid("events", fmt.Sprintf("at most %d events per batch", MaxBatch))
+		return uuid.Nil, nil, apperr.Invalid("events", fmt.Sprintf("at most %d events per batch", MaxBatch))
 	}
 	now := l.now()
 	rows := make([]UsageEvent, 0, len(events))
@@ -121,36 +142,30 @@ func (l *Ledger) Record(ctx context.Context, source string, events []Event) (Res
 		rows = append(rows, row)
 	}
 	if err := bad.Err(); err != nil {
-		return Result{}, err
+		return uuid.Nil, nil, err
 	}
-	// A fixed order of keys makes concurrent batches take their unique-index locks in the same
-	// order on PostgreSQL, so they wait instead of deadlocking.
-	sort.Slice(rows, func(i, j int) bool { return rows[i].IdempotencyKey < rows[j].IdempotencyKey })
+	return tid, rows, nil
+}
 
+// insert writes rows, skipping keys the tenant has used before, and returns how many were new.
+// The rows are sorted by key first: concurrent batches then take their unique-index locks in the
+// same order on PostgreSQL, and wait instead of deadlocking.
+func (l *Ledger) insert(ctx context.Context, rows []UsageEvent) (int64, error) {
+	sort.Slice(rows, func(i, j int) bool { return rows[i].IdempotencyKey < rows[j].IdempotencyKey })
 	var accepted int64
-	err := l.db.Tx(ctx, func(ctx context.Context) error {
-		err := l.db.Run(ctx, func(tx *gorm.DB) error {
-			// 13 columns a row: 500 rows stay far below either database's parameter limit.
-			for start := 0; start < len(rows); start += 500 {
-				end := min(start+500, len(rows))
-				res := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "tenant_id"}, {Name: "idempotency_key"}}, DoNothing: true}).
-					Create(rows[start:end])
-				if res.Error != nil {
-					return fmt.Errorf("billing: insert usage events: %w", res.Error)
-				}
-				accepted += res.RowsAffected
+	err := l.db.Run(ctx, func(tx *gorm.DB) error {
+		// 13 columns a row: 500 rows stay far below either database's parameter limit.
+		for start := 0; start < len(rows); start += 500 {
+			res := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "tenant_id"}, {Name: "idempotency_key"}}, DoNothing: true}).
+				Create(rows[start:min(start+500, len(rows))])
+			if res.Error != nil {
+				return fmt.Errorf("billing: insert usage events: %w", res.Error)
 			}
-			return nil
-		})
-		if err != nil {
-			return err
+			accepted += res.RowsAffected
 		}
-		return l.markDays(ctx, tid, rows)
+		return nil
 	})
-	if err != nil {
-		return Result{}, err
-	}
-	return Result{Accepted: int(accepted), Duplicates: len(events) - int(accepted)}, nil
+	return accepted, err
 }
 
 // Defer records events as Record does, in the transaction ctx carries, but writes them together
@@ -163,30 +178,8 @@ func (l *Ledger) Defer(ctx context.Context, source string, events []Event) error
 		_, err := l.Record(ctx, source, events)
 		return err
 	}
-	tid, ok := tenant.ID(ctx)
-	if !ok {
-		return fmt.Errorf("billing: record usage: %w", tenant.ErrNoTenant)
-	}
-	if len(events) == 0 {
-		return apperr.Invalid("events", "must contain at least one event")
-	}
-	if len(events) > MaxBatch {
-		return apperr.Invalid("events", fmt.Sprintf("at most %d events per batch", MaxBatch))
-	}
-	now := l.now()
-	var bad apperr.Fields
-	rows := make([]UsageEvent, 0, len(events))
-	for i, ev := range events {
-		row, errs := l.validate(ev, now)
-		for _, fe := range errs {
-			bad.Add(fmt.Sprintf("events[%d].%s", i, fe.Field), fe.Message)
-		}
-		if len(errs) == 0 {
-			row.TenantID, row.ID, row.RecordedAt, row.Source = tid, ids.New(), now, source
-			rows = append(rows, row)
-		}
-	}
-	if err := bad.Err(); err != nil {
+	tid, rows, err := l.rowsFor(ctx, source, events)
+	if err != nil {
 		return err // before the transaction's batch is touched: a refused call leaves no trace
 	}
 	p, fresh := tenant.TxLocal(ctx, deferredKey{}, func() *deferred { return &deferred{seen: map[string]bool{}} })
@@ -200,18 +193,7 @@ func (l *Ledger) Defer(ctx context.Context, source string, events []Event) error
 		return nil
 	}
 	return tenant.BeforeCommit(ctx, func(ctx context.Context) error {
-		sort.Slice(p.rows, func(i, j int) bool { return p.rows[i].IdempotencyKey < p.rows[j].IdempotencyKey })
-		err := l.db.Run(ctx, func(tx *gorm.DB) error {
-			for start := 0; start < len(p.rows); start += 500 {
-				res := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "tenant_id"}, {Name: "idempotency_key"}}, DoNothing: true}).
-					Create(p.rows[start:min(start+500, len(p.rows))])
-				if res.Error != nil {
-					return fmt.Errorf("billing: insert usage events: %w", res.Error)
-				}
-			}
-			return nil
-		})
-		if err != nil {
+		if _, err := l.insert(ctx, p.rows); err != nil {
 			return err
 		}
 		return l.markDays(ctx, tid, p.rows)
