@@ -206,14 +206,13 @@ func (s *Service) Resolve(ctx context.Context, from []provider.Identity, name, l
 			}
 		}
 		if !created {
-			return s.db.Run(ctx, func(tx *gorm.DB) error {
-				upd := map[string]any{"last_activity_at": now}
-				if name != "" {
-					// Keep a name an agent gave; only fill an empty one.
-					upd["name"] = gorm.Expr("CASE WHEN name = '' THEN ? ELSE name END", clip(name, 200))
-				}
-				return tx.Model(&Contact{}).Where("id = ?", contactID).Updates(upd).Error
-			})
+			var c Contact
+			if err := s.db.Run(ctx, func(tx *gorm.DB) error {
+				return tx.Select(activityColumns).Where("id = ?", contactID).Take(&c).Error
+			}); err != nil {
+				return fmt.Errorf("contacts: resolve: %w", err)
+			}
+			return s.markActive(ctx, c, name)
 		}
 		return s.reindex(ctx, contactID)
 	})
@@ -224,10 +223,11 @@ func (s *Service) Resolve(ctx context.Context, from []provider.Identity, name, l
 // messages a minute has it written once a minute, not on every message.
 const activityGrain = time.Minute
 
-// touch marks the activity of the contact an identity belongs to (and gives it name if it has
-// none) and returns its id, or uuid.Nil when the identity is unknown. The contact is read in one
-// statement; it is written only when its activity is older than activityGrain or its name is
-// to be filled, so a busy conversation does not rewrite its contact's row on every message.
+// activityColumns are what markActive needs of a contact.
+var activityColumns = []string{"tenant_id", "id", "name", "last_activity_at"}
+
+// touch marks the activity of the contact an identity belongs to (see markActive) and returns
+// its id, or uuid.Nil when the identity is unknown; the contact is found in one statement.
 func (s *Service) touch(ctx context.Context, tid uuid.UUID, id provider.Identity, name string) (uuid.UUID, error) {
 	var got []Contact
 	err := s.db.Run(ctx, func(tx *gorm.DB) error {
@@ -235,7 +235,7 @@ func (s *Service) touch(ctx context.Context, tid uuid.UUID, id provider.Identity
 		// own table only.
 		owner := tx.Session(&gorm.Session{NewDB: true}).Table("contact_identities").Select("contact_id").
 			Where("tenant_id = ? AND kind = ? AND value = ?", tid, id.Kind, id.Value)
-		return tx.Select("tenant_id", "id", "name", "last_activity_at").Where("id = (?)", owner).Find(&got).Error
+		return tx.Select(activityColumns).Where("id = (?)", owner).Find(&got).Error
 	})
 	if err != nil {
 		return uuid.Nil, fmt.Errorf("contacts: touch: %w", err)
@@ -243,7 +243,15 @@ func (s *Service) touch(ctx context.Context, tid uuid.UUID, id provider.Identity
 	if len(got) == 0 {
 		return uuid.Nil, nil
 	}
-	c, now := got[0], s.now()
+	return got[0].ID, s.markActive(ctx, got[0], name)
+}
+
+// markActive records that contact c (read with activityColumns) just wrote, giving it name if
+// it has none. It writes only when its activity is older than activityGrain or the name is to be
+// filled (then reindexed, so the name is searchable), so a busy conversation does not rewrite its
+// contact's row on every message.
+func (s *Service) markActive(ctx context.Context, c Contact, name string) error {
+	now := s.now()
 	upd := map[string]any{}
 	if c.LastActivityAt == nil || now.Sub(*c.LastActivityAt) >= activityGrain {
 		upd["last_activity_at"] = now
@@ -252,18 +260,17 @@ func (s *Service) touch(ctx context.Context, tid uuid.UUID, id provider.Identity
 		upd["name"] = name // keep a name an agent gave; only fill an empty one
 	}
 	if len(upd) == 0 {
-		return c.ID, nil
+		return nil
 	}
-	err = s.db.Run(ctx, func(tx *gorm.DB) error {
+	if err := s.db.Run(ctx, func(tx *gorm.DB) error {
 		return tx.Model(&Contact{}).Where("id = ?", c.ID).Updates(upd).Error
-	})
-	if err != nil {
-		return uuid.Nil, fmt.Errorf("contacts: touch: %w", err)
+	}); err != nil {
+		return fmt.Errorf("contacts: mark active: %w", err)
 	}
 	if upd["name"] != nil {
-		return c.ID, s.reindex(ctx, c.ID)
+		return s.reindex(ctx, c.ID)
 	}
-	return c.ID, nil
+	return nil
 }
 
 // lookup maps the identities that exist to their contacts.
