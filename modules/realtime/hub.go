@@ -181,7 +181,12 @@ func (h *Hub) Append(ctx context.Context, kind string, conversationID uuid.UUID,
 		if !fresh {
 			return nil
 		}
-		tenant.AfterCommit(ctx, func(ctx context.Context) { h.publishAll(ctx, j.events) })
+		tenant.AfterCommit(ctx, func(ctx context.Context) {
+			if err := h.publish(ctx, j.events...); err != nil {
+				// The events are journaled: sockets on other nodes get them when they reconnect.
+				h.log.ErrorContext(ctx, "publish realtime events", "err", err, "events", len(j.events), "tenant_id", j.events[0].TenantID)
+			}
+		})
 		return tenant.BeforeCommit(ctx, func(ctx context.Context) error { return h.write(ctx, j.events) })
 	})
 }
@@ -208,14 +213,13 @@ func (h *Hub) write(ctx context.Context, evs []Event) error {
 	})
 }
 
-// publishAll publishes journaled events to every node, in order, in one round trip.
-func (h *Hub) publishAll(ctx context.Context, evs []Event) {
+// publish sends events to every node, in order, in one round trip.
+func (h *Hub) publish(ctx context.Context, evs ...Event) error {
 	bodies := make([][]byte, len(evs))
 	for i, ev := range evs {
 		b, err := json.Marshal(ev)
 		if err != nil {
-			h.log.ErrorContext(ctx, "encode realtime event", "err", err, "kind", ev.Kind, "id", ev.ID, "tenant_id", ev.TenantID)
-			continue
+			return fmt.Errorf("realtime: encode %s: %w", ev.Kind, err)
 		}
 		bodies[i] = b
 	}
@@ -223,16 +227,14 @@ func (h *Hub) publishAll(ctx context.Context, evs []Event) {
 	defer cancel()
 	_, err := h.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, ev := range evs {
-			if bodies[i] != nil {
-				p.Publish(ctx, ChannelPrefix+ev.TenantID.String(), bodies[i])
-			}
+			p.Publish(ctx, ChannelPrefix+ev.TenantID.String(), bodies[i])
 		}
 		return nil
 	})
 	if err != nil {
-		// The events are journaled: sockets on other nodes get them when they reconnect.
-		h.log.ErrorContext(ctx, "publish realtime events", "err", err, "events", len(evs), "first", evs[0].ID, "tenant_id", evs[0].TenantID)
+		return fmt.Errorf("realtime: publish %d events (first %s): %w", len(evs), evs[0].Kind, err)
 	}
+	return nil
 }
 
 // Broadcast publishes an ephemeral event (typing, presence) to every node at once, without
@@ -244,19 +246,6 @@ func (h *Hub) Broadcast(ctx context.Context, kind string, conversationID uuid.UU
 	}
 	h.stamp(&ev)
 	return h.publish(ctx, ev)
-}
-
-func (h *Hub) publish(ctx context.Context, ev Event) error {
-	body, err := json.Marshal(ev)
-	if err != nil {
-		return fmt.Errorf("realtime: encode %s: %w", ev.Kind, err)
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := h.rdb.Publish(ctx, ChannelPrefix+ev.TenantID.String(), body).Err(); err != nil {
-		return fmt.Errorf("realtime: publish %s: %w", ev.Kind, err)
-	}
-	return nil
 }
 
 // Start subscribes this node to every tenant's channel with one PSUBSCRIBE and fans what
