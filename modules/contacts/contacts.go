@@ -219,6 +219,139 @@ func (s *Service) Resolve(ctx context.Context, from []provider.Identity, name, l
 	return contactID, created, err
 }
 
+// Sender is who an inbound message comes from, as Resolve takes it.
+type Sender struct {
+	From   []provider.Identity
+	Name   string
+	Locale string
+}
+
+// ResolveAll returns the contact of each sender, in order, as calling Resolve for each in turn
+// would, in fewer statements: the senders known by their one identity (the returning customers
+// that make up most of a busy inbox) are found in one query and their activity marked in one
+// update; the others go through Resolve one by one. Call it inside the ingest transaction.
+func (s *Service) ResolveAll(ctx context.Context, senders []Sender) ([]uuid.UUID, error) {
+	tid, ok := tenant.ID(ctx)
+	if !ok {
+		return nil, fmt.Errorf("contacts: resolve: %w", tenant.ErrNoTenant)
+	}
+	single := make([]provider.Identity, len(senders)) // the one identity of a sender that has one
+	var keys []provider.Identity
+	seen := map[provider.Identity]bool{}
+	for i, sd := range senders {
+		if len(sd.From) != 1 {
+			continue
+		}
+		n, err := NormalizeIdentity(sd.From[0])
+		if err != nil {
+			continue
+		}
+		single[i] = n
+		if !seen[n] {
+			seen[n] = true
+			keys = append(keys, n)
+		}
+	}
+	out := make([]uuid.UUID, len(senders))
+	err := s.db.Tx(ctx, func(ctx context.Context) error {
+		known, err := s.knownBy(ctx, tid, keys)
+		if err != nil {
+			return err
+		}
+		// What markActive would do for each found contact, gathered: a contact is written once,
+		// however many of its messages the group holds.
+		type mark struct {
+			c    Contact
+			name string // the first name given while the contact had none
+		}
+		marks := map[uuid.UUID]*mark{}
+		var order []uuid.UUID
+		for i, sd := range senders {
+			c, ok := known[single[i]]
+			if single[i].Kind == "" || !ok {
+				id, _, err := s.Resolve(ctx, sd.From, sd.Name, sd.Locale)
+				if err != nil {
+					return err
+				}
+				out[i] = id
+				continue
+			}
+			out[i] = c.ID
+			m := marks[c.ID]
+			if m == nil {
+				m = &mark{c: c}
+				marks[c.ID] = m
+				order = append(order, c.ID)
+			}
+			if m.name == "" && c.Name == "" {
+				m.name = clip(sd.Name, 200)
+			}
+		}
+		now := s.now()
+		var stale []uuid.UUID
+		for _, id := range order {
+			m := marks[id]
+			switch {
+			case m.name != "":
+				// Filling a name reindexes the contact; it happens once in a contact's life.
+				if err := s.markActive(ctx, m.c, m.name); err != nil {
+					return err
+				}
+			case m.c.LastActivityAt == nil || now.Sub(*m.c.LastActivityAt) >= activityGrain:
+				stale = append(stale, id)
+			}
+		}
+		if len(stale) == 0 {
+			return nil
+		}
+		if err := s.db.Run(ctx, func(tx *gorm.DB) error {
+			return tx.Model(&Contact{}).Where("id IN ?", stale).Updates(map[string]any{"last_activity_at": now}).Error
+		}); err != nil {
+			return fmt.Errorf("contacts: mark active: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// knownBy finds the contacts (their activityColumns) that own the given identities, in one
+// query.
+func (s *Service) knownBy(ctx context.Context, tid uuid.UUID, keys []provider.Identity) (map[provider.Identity]Contact, error) {
+	out := map[provider.Identity]Contact{}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	var rows []struct {
+		Kind, Value    string
+		ID             uuid.UUID
+		Name           string
+		LastActivityAt *time.Time
+	}
+	err := s.db.Run(ctx, func(tx *gorm.DB) error {
+		// Only (kind, value) pairs in the OR, as in lookup, so SQLite seeks the unique index
+		// once for each. The join names its tenant here: the tenant filter covers the
+		// statement's own table only.
+		q := tx.Session(&gorm.Session{NewDB: true}).Where("i.kind = ? AND i.value = ?", keys[0].Kind, keys[0].Value)
+		for _, k := range keys[1:] {
+			q = q.Or("i.kind = ? AND i.value = ?", k.Kind, k.Value)
+		}
+		return tx.Table("contact_identities i").
+			Select("i.kind, i.value, c.id, c.name, c.last_activity_at").
+			Joins("JOIN contacts c ON c.tenant_id = i.tenant_id AND c.id = i.contact_id AND c.tenant_id = ?", tid).
+			Where(q).Scan(&rows).Error
+	})
+	if err != nil {
+		return nil, fmt.Errorf("contacts: find senders: %w", err)
+	}
+	for _, r := range rows {
+		out[provider.Identity{Kind: r.Kind, Value: r.Value}] = Contact{TenantID: tid, ID: r.ID, Name: r.Name, LastActivityAt: r.LastActivityAt}
+	}
+	return out, nil
+}
+
 // activityGrain is how fresh a contact's last_activity_at is kept: a sender writing many
 // messages a minute has it written once a minute, not on every message.
 const activityGrain = time.Minute

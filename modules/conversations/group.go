@@ -172,20 +172,34 @@ func (c *committer) write(group []*job) {
 		j.answer(outcome{id: id, stored: stored, err: err})
 		return
 	}
-	type result struct {
-		id    uuid.UUID
-		fetch []uuid.UUID
-	}
-	results := make([]result, len(group))
+	ids := make([]uuid.UUID, len(group))
+	var fetch []uuid.UUID // attachments to fetch once committed
 	// The transaction runs under the first message's context (its tenant is every message's);
 	// the realtime and domain events of all of them go out after its commit.
 	err := s.db.Tx(group[0].ctx, func(ctx context.Context) error {
+		fetch = nil
+		ins := make([]*inbound, len(group))
 		for i, j := range group {
-			id, fetch, err := s.store(ctx, j.in)
+			if !simple(j.in) {
+				ins = nil
+				break
+			}
+			ins[i] = j.in
+		}
+		if ins != nil {
+			got, f, err := s.storeGroup(ctx, ins)
+			copy(ids, got)
+			fetch = f
+			return err
+		}
+		// Threading headers and thread keys are looked up message by message: each must see
+		// what the ones before it wrote.
+		for i, j := range group {
+			id, f, err := s.store(ctx, j.in)
 			if err != nil {
 				return err
 			}
-			results[i] = result{id: id, fetch: fetch}
+			ids[i], fetch = id, append(fetch, f...)
 		}
 		return nil
 	})
@@ -196,10 +210,10 @@ func (c *committer) write(group []*job) {
 		}
 		return
 	}
+	for _, a := range fetch {
+		s.enqueueFetch(group[0].ctx, a)
+	}
 	for i, j := range group {
-		for _, a := range results[i].fetch {
-			s.enqueueFetch(j.ctx, a)
-		}
-		j.answer(outcome{id: results[i].id, stored: true})
+		j.answer(outcome{id: ids[i], stored: true})
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/switchboard-cloud/switchboard/internal/events"
 	"github.com/switchboard-cloud/switchboard/internal/ids"
 	"github.com/switchboard-cloud/switchboard/modules/channels/provider"
+	"github.com/switchboard-cloud/switchboard/modules/contacts"
 	"github.com/switchboard-cloud/switchboard/tenant"
 )
 
@@ -234,38 +235,193 @@ func (s *Service) storeAlone(ctx context.Context, in *inbound) (uuid.UUID, bool,
 // committed; errDuplicate and errNoThread say the transaction must roll back.
 func (s *Service) store(ctx context.Context, in *inbound) (uuid.UUID, []uuid.UUID, error) {
 	tid, _ := tenant.ID(ctx)
-	ch, m, pid := in.ch, in.m, in.pid
-	var fetch []uuid.UUID
+	m := in.m
 	contactID, _, err := s.contacts.Resolve(ctx, m.From, m.Name, m.Locale)
 	if err != nil {
 		return uuid.Nil, nil, err
 	}
-	conv, created, err := s.threadFor(ctx, ch, contactID, m)
+	conv, created, err := s.threadFor(ctx, in.ch, contactID, m)
 	if err != nil {
 		return uuid.Nil, nil, err
 	}
 	if conv.ID == uuid.Nil {
 		return uuid.Nil, nil, errNoThread
 	}
-	meta, _ := json.Marshal(messageMeta{Subject: m.Subject, InReplyTo: m.InReplyTo, References: m.References, AutoReply: m.AutoReply})
+	if created {
+		if err := s.db.Run(ctx, func(tx *gorm.DB) error { return tx.Create(&conv).Error }); err != nil {
+			return uuid.Nil, nil, fmt.Errorf("conversations: open conversation: %w", err)
+		}
+	}
 	now := s.now()
-	msg := Message{TenantID: tid, ID: ids.New(), ConversationID: conv.ID, ChannelID: ch.ID, Direction: DirIn,
+	msg := newInbound(tid, in, conv.ID, contactID, now)
+	atts, fetch := attachmentRows(tid, in, msg.ID, conv.ID, now)
+	if err := s.insertInbound(ctx, []Message{msg}, atts); err != nil {
+		return uuid.Nil, nil, err
+	}
+	t := convTouch{}
+	reopened := t.add(&conv, &msg, m.AutoReply)
+	if err := s.touchConversations(ctx, []convTouch{t}); err != nil {
+		return uuid.Nil, nil, err
+	}
+	msg.Attachments = atts
+	if err := s.announce(ctx, in, conv, created, reopened, msg); err != nil {
+		return uuid.Nil, nil, err
+	}
+	return msg.ID, fetch, nil
+}
+
+// simple says whether a message can be stored by storeGroup: it joins its contact's live
+// conversation on the channel or opens one, without e-mail threading headers or a provider
+// thread key to look up.
+func simple(in *inbound) bool {
+	return len(in.m.References) == 0 && in.m.InReplyTo == "" && in.m.ThreadKey == ""
+}
+
+// storeGroup writes the prepared messages of a group, all simple, inside the transaction in
+// ctx, as store called for each in turn would, in a few statements for the whole group: the
+// senders are resolved together (contacts.ResolveAll), their live conversations read in one
+// query, new conversations, messages and attachments inserted with one statement each and the
+// conversations updated with one. It returns each message's id and the attachments to fetch
+// once committed. A redelivery anywhere in the group is errDuplicate, and an auto-reply
+// outside any thread errNoThread: the group is then rolled back and its messages stored alone.
+func (s *Service) storeGroup(ctx context.Context, ins []*inbound) ([]uuid.UUID, []uuid.UUID, error) {
+	tid, _ := tenant.ID(ctx)
+	senders := make([]contacts.Sender, len(ins))
+	for i, in := range ins {
+		senders[i] = contacts.Sender{From: in.m.From, Name: in.m.Name, Locale: in.m.Locale}
+	}
+	who, err := s.contacts.ResolveAll(ctx, senders)
+	if err != nil {
+		return nil, nil, err
+	}
+	live, err := s.liveThreads(ctx, who)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := s.now()
+	type stored struct {
+		conv     Conversation // as the message found it
+		created  bool
+		reopened string
+		msg      Message
+	}
+	out := make([]stored, len(ins))
+	var opened []Conversation
+	var msgs []Message
+	var atts []Attachment
+	var fetch []uuid.UUID
+	touches := map[uuid.UUID]*convTouch{}
+	var touched []uuid.UUID
+	for i, in := range ins {
+		key := threadKey{contact: who[i], channel: in.ch.ID}
+		conv := live[key]
+		created := false
+		if conv == nil {
+			if in.m.AutoReply {
+				return nil, nil, errNoThread
+			}
+			c := newConversation(tid, in.ch, who[i], in.m, now)
+			conv, created = &c, true
+			live[key] = conv
+			opened = append(opened, c)
+		}
+		msg := newInbound(tid, in, conv.ID, who[i], now)
+		a, f := attachmentRows(tid, in, msg.ID, conv.ID, now)
+		msg.Attachments = a
+		atts, fetch = append(atts, a...), append(fetch, f...)
+		t := touches[conv.ID]
+		if t == nil {
+			t = &convTouch{}
+			touches[conv.ID] = t
+			touched = append(touched, conv.ID)
+		}
+		out[i] = stored{conv: *conv, created: created, msg: msg}
+		// add moves conv on (it is open once a customer writes), as the next message of the
+		// conversation would find it stored alone.
+		out[i].reopened = t.add(conv, &msg, in.m.AutoReply)
+		msgs = append(msgs, msg)
+	}
+	if len(opened) > 0 {
+		if err := s.db.Run(ctx, func(tx *gorm.DB) error { return tx.Create(&opened).Error }); err != nil {
+			return nil, nil, fmt.Errorf("conversations: open conversations: %w", err)
+		}
+	}
+	if err := s.insertInbound(ctx, msgs, atts); err != nil {
+		return nil, nil, err
+	}
+	ts := make([]convTouch, len(touched))
+	for i, id := range touched {
+		ts[i] = *touches[id]
+	}
+	if err := s.touchConversations(ctx, ts); err != nil {
+		return nil, nil, err
+	}
+	ids := make([]uuid.UUID, len(ins))
+	for i, in := range ins {
+		o := out[i]
+		if err := s.announce(ctx, in, o.conv, o.created, o.reopened, o.msg); err != nil {
+			return nil, nil, err
+		}
+		ids[i] = o.msg.ID
+	}
+	return ids, fetch, nil
+}
+
+// threadKey names the live conversation a simple message joins.
+type threadKey struct{ contact, channel uuid.UUID }
+
+// liveThreads reads the live conversations (open, pending, snoozed) of the given contacts in
+// one query, keeping the newest per contact and channel, as threadFor picks.
+func (s *Service) liveThreads(ctx context.Context, contactIDs []uuid.UUID) (map[threadKey]*Conversation, error) {
+	var rows []Conversation
+	// "NOT IN" the two ended states rather than "IN" the three live ones: given the IN list,
+	// SQLite reads the status index through every live conversation of the tenant instead of
+	// seeking the contact index once a contact.
+	if err := s.db.Run(ctx, func(tx *gorm.DB) error {
+		return tx.Select(threadColumns).Where("contact_id IN ? AND status NOT IN ('resolved', 'closed')", uniq(contactIDs)).Find(&rows).Error
+	}); err != nil {
+		return nil, fmt.Errorf("conversations: find threads: %w", err)
+	}
+	out := map[threadKey]*Conversation{}
+	for i := range rows {
+		k := threadKey{contact: rows[i].ContactID, channel: rows[i].ChannelID}
+		if c := out[k]; c == nil || bytes.Compare(rows[i].ID[:], c.ID[:]) > 0 {
+			out[k] = &rows[i]
+		}
+	}
+	return out, nil
+}
+
+func uniq(ids []uuid.UUID) []uuid.UUID {
+	seen := make(map[uuid.UUID]bool, len(ids))
+	out := make([]uuid.UUID, 0, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// newInbound is the row of an inbound message of contactID in conversation convID.
+func newInbound(tid uuid.UUID, in *inbound, convID, contactID uuid.UUID, now time.Time) Message {
+	m := in.m
+	meta, _ := json.Marshal(messageMeta{Subject: m.Subject, InReplyTo: m.InReplyTo, References: m.References, AutoReply: m.AutoReply})
+	pid := in.pid
+	return Message{TenantID: tid, ID: ids.New(), ConversationID: convID, ChannelID: in.ch.ID, Direction: DirIn,
 		AuthorKind: AuthorContact, AuthorID: contactID.String(), Content: clipText(m.Text, maxContent),
 		ContentType: m.ContentType, HTML: clipText(m.HTML, 4*maxContent), MetaRaw: string(meta), MentionsRaw: "[]",
 		ProviderID: &pid, Status: StatusReceived, CreatedAt: m.OccurredAt, UpdatedAt: now}
-	var n int64
-	if err := s.db.Run(ctx, func(tx *gorm.DB) error {
-		r := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&msg)
-		n = r.RowsAffected
-		return r.Error
-	}); err != nil {
-		return uuid.Nil, nil, fmt.Errorf("conversations: store message: %w", err)
-	}
-	if n == 0 {
-		return uuid.Nil, nil, errDuplicate
-	}
+}
+
+// attachmentRows are the rows of an inbound message's attachments, and the ids of those whose
+// bytes are still to be fetched from the provider.
+func attachmentRows(tid uuid.UUID, in *inbound, msgID, convID uuid.UUID, now time.Time) ([]Attachment, []uuid.UUID) {
+	out := []Attachment{}
+	var fetch []uuid.UUID
 	for _, b := range in.blobs {
-		a := Attachment{TenantID: tid, ID: b.id, MessageID: &msg.ID, ConversationID: &conv.ID,
+		a := Attachment{TenantID: tid, ID: b.id, MessageID: &msgID, ConversationID: &convID,
 			Filename: clipText(b.media.Filename, 255), ContentType: or(b.media.ContentType, "application/octet-stream"),
 			Size: b.media.Size, ProviderRef: clipText(b.media.Ref, 500), URL: clipText(b.media.URL, 2000), CreatedAt: now, Status: "pending"}
 		if b.key != "" {
@@ -275,52 +431,123 @@ func (s *Service) store(ctx context.Context, in *inbound) (uuid.UUID, []uuid.UUI
 		} else {
 			fetch = append(fetch, a.ID)
 		}
-		if err := s.db.Run(ctx, func(tx *gorm.DB) error { return tx.Create(&a).Error }); err != nil {
-			return uuid.Nil, nil, fmt.Errorf("conversations: store attachment row: %w", err)
-		}
-		msg.Attachments = append(msg.Attachments, a)
+		out = append(out, a)
 	}
-	upd := map[string]any{"last_message_at": msg.CreatedAt, "preview": preview(msg.Content, msg.ContentType), "updated_at": now}
-	if !m.AutoReply {
-		upd["unread"] = gorm.Expr("unread + 1")
-		if conv.Status != "open" {
-			upd["status"], upd["snoozed_until"], upd["resolved_at"] = "open", nil, nil
-		}
-	}
+	return out, fetch
+}
+
+// insertInbound inserts inbound messages and their attachments, one statement each. A message
+// whose (channel, provider id) is already stored makes it errDuplicate.
+func (s *Service) insertInbound(ctx context.Context, msgs []Message, atts []Attachment) error {
+	var n int64
 	if err := s.db.Run(ctx, func(tx *gorm.DB) error {
-		return tx.Model(&Conversation{}).Where("id = ?", conv.ID).Updates(upd).Error
+		r := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&msgs)
+		n = r.RowsAffected
+		return r.Error
 	}); err != nil {
-		return uuid.Nil, nil, fmt.Errorf("conversations: touch conversation: %w", err)
+		return fmt.Errorf("conversations: store message: %w", err)
 	}
-	if !m.AutoReply {
-		// Both meters are written: a plan may bill messages or conversations.
-		evs := []billing.Event{{Meter: "interactions", Quantity: 1, IdempotencyKey: "in:" + ch.ID.String() + ":" + pid,
+	if n != int64(len(msgs)) {
+		return errDuplicate
+	}
+	if len(atts) == 0 {
+		return nil
+	}
+	if err := s.db.Run(ctx, func(tx *gorm.DB) error { return tx.Create(&atts).Error }); err != nil {
+		return fmt.Errorf("conversations: store attachment rows: %w", err)
+	}
+	return nil
+}
+
+// convTouch is what inbound messages change on their conversation.
+type convTouch struct {
+	id      uuid.UUID
+	at      time.Time // the last message's time
+	preview string    // and its preview
+	unread  int       // messages that are not auto-replies
+	reopen  bool      // a customer wrote to a conversation that was not open
+}
+
+// add records msg on conv's touch and moves conv's status on as storing msg does: a customer's
+// message (not an auto-reply) opens the conversation. It returns the status conv was reopened
+// from, or "".
+func (t *convTouch) add(conv *Conversation, msg *Message, autoReply bool) string {
+	t.id, t.at, t.preview = conv.ID, msg.CreatedAt, preview(msg.Content, msg.ContentType)
+	if autoReply {
+		return ""
+	}
+	t.unread++
+	if conv.Status == "open" {
+		return ""
+	}
+	from := conv.Status
+	t.reopen, conv.Status = true, "open"
+	return from
+}
+
+// touchConversations writes the touches of inbound messages onto their conversations in one
+// statement: the last message's time and preview, the unread count, and reopening.
+func (s *Service) touchConversations(ctx context.Context, ts []convTouch) error {
+	tid, _ := tenant.ID(ctx)
+	row := "(?, ?, ?, ?, ?)"
+	if s.db.Dialect() == tenant.Postgres {
+		row = "(?::uuid, ?::timestamptz, ?::text, ?::integer, ?::boolean)" // VALUES has no column types to infer from
+	}
+	rows := make([]string, len(ts))
+	args := make([]any, 0, 5*len(ts)+2)
+	args = append(args, s.now()) // updated_at, the first parameter in the text
+	for i, t := range ts {
+		rows[i] = row
+		args = append(args, t.id, t.at, t.preview, t.unread, t.reopen)
+	}
+	args = append(args, tid)
+	// VALUES columns are column1…column5 on both databases. The tenant is named here: the
+	// tenant filter does not rewrite raw statements (row-level security still holds on
+	// PostgreSQL).
+	q := `UPDATE conversations SET last_message_at = v.column2, preview = v.column3, unread = unread + v.column4,
+		status = CASE WHEN v.column5 THEN 'open' ELSE status END,
+		snoozed_until = CASE WHEN v.column5 THEN NULL ELSE snoozed_until END,
+		resolved_at = CASE WHEN v.column5 THEN NULL ELSE resolved_at END,
+		updated_at = ?
+		FROM (VALUES ` + strings.Join(rows, ", ") + `) AS v
+		WHERE conversations.id = v.column1 AND conversations.tenant_id = ?`
+	if err := s.db.Run(ctx, func(tx *gorm.DB) error { return tx.Exec(q, args...).Error }); err != nil {
+		return fmt.Errorf("conversations: touch conversations: %w", err)
+	}
+	return nil
+}
+
+// announce records what storing an inbound message means beyond its rows: its usage events
+// (both meters: a plan may bill messages or conversations), its realtime events and its
+// domain events. reopened is the status a customer's message took the conversation from, or "".
+func (s *Service) announce(ctx context.Context, in *inbound, conv Conversation, created bool, reopened string, msg Message) error {
+	ch := in.ch
+	contactID := conv.ContactID
+	if !in.m.AutoReply {
+		evs := []billing.Event{{Meter: "interactions", Quantity: 1, IdempotencyKey: "in:" + ch.ID.String() + ":" + in.pid,
 			OccurredAt: msg.CreatedAt, Dimensions: map[string]string{"channel": ch.Type}}}
 		if created {
 			evs = append(evs, billing.Event{Meter: "conversations", Quantity: 1, IdempotencyKey: "conv:" + conv.ID.String(),
 				OccurredAt: msg.CreatedAt, Dimensions: map[string]string{"channel": ch.Type, "conversation_id": conv.ID.String()}})
 		}
 		if err := s.usage.Defer(ctx, "conversations", evs); err != nil {
-			return uuid.Nil, nil, fmt.Errorf("conversations: record usage: %w", err)
+			return fmt.Errorf("conversations: record usage: %w", err)
 		}
 	}
 	if created {
 		conv.ChannelType = ch.Type
 		if err := s.notify.Append(ctx, EventConversationCreated, conv.ID, conv); err != nil {
-			return uuid.Nil, nil, err
+			return err
 		}
 		s.publish(ctx, events.Event{Kind: EventConversationCreated, ConversationID: conv.ID, ContactID: contactID})
-	} else if upd["status"] != nil {
-		s.publish(ctx, events.Event{Kind: EventStatusChanged, ConversationID: conv.ID, Data: map[string]string{"from": conv.Status, "to": "open"}})
-	}
-	if msg.Attachments == nil {
-		msg.Attachments = []Attachment{}
+	} else if reopened != "" {
+		s.publish(ctx, events.Event{Kind: EventStatusChanged, ConversationID: conv.ID, Data: map[string]string{"from": reopened, "to": "open"}})
 	}
 	if err := s.notify.Append(ctx, EventMessageCreated, conv.ID, msg); err != nil {
-		return uuid.Nil, nil, err
+		return err
 	}
 	s.publish(ctx, events.Event{Kind: EventMessageCreated, ConversationID: conv.ID, MessageID: msg.ID, ContactID: contactID})
-	return msg.ID, fetch, nil
+	return nil
 }
 
 func (s *Service) knownDelivery(ctx context.Context, channelID uuid.UUID, pid string) (uuid.UUID, bool, error) {
@@ -345,7 +572,8 @@ func or(a, b string) string {
 // times to parse, no attributes) keeps the lookup short in the write lock.
 var threadColumns = []string{"tenant_id", "id", "channel_id", "contact_id", "status"}
 
-// threadFor finds the conversation a message belongs to, or opens one. E-mail threading
+// threadFor finds the conversation a message belongs to, or makes the one it opens (the
+// caller inserts it). E-mail threading
 // headers win, then the provider's thread key, then the contact's conversation on the channel
 // that is still open. An auto-reply never opens a conversation.
 func (s *Service) threadFor(ctx context.Context, ch provider.Channel, contactID uuid.UUID, m provider.InboundMessage) (Conversation, bool, error) {
@@ -409,15 +637,14 @@ func (s *Service) threadFor(ctx context.Context, ch provider.Channel, contactID 
 		return Conversation{}, false, nil
 	}
 	tid, _ := tenant.ID(ctx)
-	now := s.now()
-	conv = Conversation{TenantID: tid, ID: ids.New(), ChannelID: ch.ID, ContactID: contactID, Status: "open", Priority: "normal",
+	return newConversation(tid, ch, contactID, m, s.now()), true, nil
+}
+
+// newConversation is the conversation a message of contactID opens, not yet inserted.
+func newConversation(tid uuid.UUID, ch provider.Channel, contactID uuid.UUID, m provider.InboundMessage, now time.Time) Conversation {
+	return Conversation{TenantID: tid, ID: ids.New(), ChannelID: ch.ID, ContactID: contactID, Status: "open", Priority: "normal",
 		Type: "service", Subject: clipText(m.Subject, 500), ThreadKey: clipText(m.ThreadKey, 255), AttributesRaw: "{}",
-		LastMessageAt: m.OccurredAt, CreatedAt: now, UpdatedAt: now}
-	if err := s.db.Run(ctx, func(tx *gorm.DB) error { return tx.Create(&conv).Error }); err != nil {
-		return Conversation{}, false, fmt.Errorf("conversations: open conversation: %w", err)
-	}
-	conv.Tags, conv.Attributes = []string{}, map[string]any{}
-	return conv, true, nil
+		LastMessageAt: m.OccurredAt, CreatedAt: now, UpdatedAt: now, Tags: []string{}, Attributes: map[string]any{}}
 }
 
 var statusRank = map[string]int{provider.StatusQueued: 0, provider.StatusSent: 1, provider.StatusDelivered: 2, provider.StatusRead: 3}
