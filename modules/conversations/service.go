@@ -70,7 +70,10 @@ type Options struct {
 	// committer); 1 stores each alone.
 	GroupMax int
 	// GroupLanes is how many such transactions of one tenant run at once: 1 on SQLite, which
-	// has one writer anyway; more on PostgreSQL, whose round trips one transaction waits on.
+	// has one writer anyway; 2 on PostgreSQL, where a lane's transaction waits on round trips
+	// another lane can use. Since a group costs a few statements whatever its size, more lanes
+	// mean smaller groups and more statements: on two cores 2 lanes stored 4,067–4,387
+	// messages/s, 4 lanes 3,270–3,793 and 1 lane 3,530–3,733 (docs/performance.md §6).
 	GroupLanes int
 }
 
@@ -105,7 +108,7 @@ func NewService(db *tenant.DB, ch *channels.Service, ct *contacts.Service, usage
 	if opts.GroupLanes <= 0 {
 		opts.GroupLanes = 1
 		if db.Dialect() == tenant.Postgres {
-			opts.GroupLanes = 4
+			opts.GroupLanes = 2
 		}
 	}
 	s := &Service{db: db, channels: ch, contacts: ct, usage: usage, notify: notify, bus: bus, q: q, blobs: blobs, log: log, opts: opts,
