@@ -262,10 +262,7 @@ func TestConcurrentDeliveriesStoreEachMessageOnce(t *testing.T) {
 			}
 			// The api channel cannot mark an auto-reply: they come through the service, as the
 			// e-mail receiver's do, into the same tenant's groups.
-			hookCtx, resolved, err := e.App.Channels.Resolve(e.Ctx, "hook:"+ch.PublicID, apichannel.Type)
-			if err != nil {
-				t.Fatal(err)
-			}
+			hookCtx, resolved := hookChannel(t, e, ch)
 			var bouncers []string
 			for i := range 5 {
 				from := fmt.Sprintf("grp-bounce-%d", i)
@@ -317,9 +314,7 @@ func TestGroupFailureKeepsOthers(t *testing.T) {
 		t.Run(apptest.Name(d), func(t *testing.T) {
 			e := scenarioEnv(t, d)
 			f := apichannel.Fixture()
-			chA := openChannel(t, e.Login("owner@acme.test"), e.Acme, f, "http://127.0.0.1:9", nil)
-			chB := openChannel(t, e.Login("owner@globex.test"), e.Globex, f, "http://127.0.0.1:9",
-				map[string]string{apichannel.KeySecret: "globex-own-api-channel-secret-0123456789"})
+			chA, chB := apiChannels(t, e)
 			a, b := newChannelState(t, e, e.Acme, chA), newChannelState(t, e, e.Globex, chB)
 			prov := &provider5xx{e: e}
 			const senders = 6

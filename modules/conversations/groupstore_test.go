@@ -29,10 +29,7 @@ func TestGroupStoresWhatAloneWould(t *testing.T) {
 	for _, d := range apptest.Dialects(t) {
 		t.Run(apptest.Name(d), func(t *testing.T) {
 			e := scenarioEnv(t, d)
-			f := apichannel.Fixture()
-			chA := openChannel(t, e.Login("owner@acme.test"), e.Acme, f, "http://127.0.0.1:9", nil)
-			chB := openChannel(t, e.Login("owner@globex.test"), e.Globex, f, "http://127.0.0.1:9",
-				map[string]string{apichannel.KeySecret: "globex-own-api-channel-secret-0123456789"})
+			chA, chB := apiChannels(t, e)
 			var mu sync.Mutex
 			published := map[uuid.UUID][]events.Event{}
 			e.App.Bus.Subscribe("*", func(_ context.Context, ev events.Event) {
@@ -40,15 +37,8 @@ func TestGroupStoresWhatAloneWould(t *testing.T) {
 				published[ev.TenantID] = append(published[ev.TenantID], ev)
 				mu.Unlock()
 			})
-			hook := func(ch provider.Channel) (context.Context, provider.Channel) {
-				ctx, resolved, err := e.App.Channels.Resolve(e.Ctx, "hook:"+ch.PublicID, apichannel.Type)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return ctx, resolved
-			}
-			ctxA, resA := hook(chA)
-			ctxB, resB := hook(chB)
+			ctxA, resA := hookChannel(t, e, chA)
+			ctxB, resB := hookChannel(t, e, chB)
 
 			base := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
 			seq := 0
@@ -309,6 +299,27 @@ func inboxSnapshot(t *testing.T, e *apptest.Env, ctx context.Context, ch provide
 	return s
 }
 
+// apiChannels opens an api channel for Acme and one, with its own secret, for Globex.
+func apiChannels(t *testing.T, e *apptest.Env) (acme, globex provider.Channel) {
+	t.Helper()
+	f := apichannel.Fixture()
+	acme = openChannel(t, e.Login("owner@acme.test"), e.Acme, f, "http://127.0.0.1:9", nil)
+	globex = openChannel(t, e.Login("owner@globex.test"), e.Globex, f, "http://127.0.0.1:9",
+		map[string]string{apichannel.KeySecret: "globex-own-api-channel-secret-0123456789"})
+	return acme, globex
+}
+
+// hookChannel returns the context and channel a webhook of ch is ingested with, as the hook
+// route resolves them.
+func hookChannel(t *testing.T, e *apptest.Env, ch provider.Channel) (context.Context, provider.Channel) {
+	t.Helper()
+	ctx, resolved, err := e.App.Channels.Resolve(e.Ctx, "hook:"+ch.PublicID, ch.Type)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, resolved
+}
+
 // same fails unless got and want hold the same lines in the same order, showing both.
 func same(t *testing.T, what string, got, want []string) {
 	t.Helper()
@@ -326,18 +337,9 @@ func TestGroupWritesStayInTheirTenant(t *testing.T) {
 	for _, d := range apptest.Dialects(t) {
 		t.Run(apptest.Name(d), func(t *testing.T) {
 			e := scenarioEnv(t, d)
-			f := apichannel.Fixture()
-			chA := openChannel(t, e.Login("owner@acme.test"), e.Acme, f, "http://127.0.0.1:9", nil)
-			chB := openChannel(t, e.Login("owner@globex.test"), e.Globex, f, "http://127.0.0.1:9",
-				map[string]string{apichannel.KeySecret: "globex-own-api-channel-secret-0123456789"})
-			ctxA, resA, err := e.App.Channels.Resolve(e.Ctx, "hook:"+chA.PublicID, apichannel.Type)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctxB, resB, err := e.App.Channels.Resolve(e.Ctx, "hook:"+chB.PublicID, apichannel.Type)
-			if err != nil {
-				t.Fatal(err)
-			}
+			chA, chB := apiChannels(t, e)
+			ctxA, resA := hookChannel(t, e, chA)
+			ctxB, resB := hookChannel(t, e, chB)
 			old := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
 			m := func(pid, text string) provider.InboundMessage {
 				return provider.InboundMessage{ProviderID: pid, From: []provider.Identity{{Kind: provider.IdentityExternal, Value: "shared-1"}},
