@@ -227,7 +227,7 @@ func (a *App) buildInbox() error {
 	a.Contacts = contacts.NewService(a.DB, a.Log)
 	a.Realtime = realtime.NewHub(a.DB, a.Queue.Redis(), a.Log)
 	a.Inbox = conversations.NewService(a.DB, a.Channels, a.Contacts, a.Ledger, a.Realtime, a.Bus, a.Queue, blobs, a.Log,
-		conversations.Options{MaxAttachmentBytes: a.fileLimits.MaxBytes})
+		conversations.Options{MaxAttachmentBytes: a.fileLimits.MaxBytes, HookRate: a.Cfg.HookRate})
 	a.MailIn = mailin.New(a.DB, a.Channels, a.Inbox, a.mail, a.Queue, a.Log)
 	return nil
 }

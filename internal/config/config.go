@@ -46,6 +46,7 @@ type Config struct {
 	BodyLimit        int           // SWITCHBOARD_BODY_LIMIT bytes
 	RatePerIP        int           // SWITCHBOARD_RATE_PER_IP requests per minute
 	RatePerTenant    int           // SWITCHBOARD_RATE_PER_TENANT requests per minute
+	HookRate         int           // SWITCHBOARD_HOOK_RATE_PER_TENANT inbound webhook deliveries per second per process
 	SessionTTL       time.Duration // SWITCHBOARD_SESSION_TTL
 	LogLevel         string        // SWITCHBOARD_LOG_LEVEL
 	DemoPassword     string        // SWITCHBOARD_DEMO_PASSWORD
@@ -106,6 +107,9 @@ func Load(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	if c.RatePerTenant, err = intVar(getenv, "SWITCHBOARD_RATE_PER_TENANT", 3000); err != nil {
+		return c, err
+	}
+	if c.HookRate, err = intVar(getenv, "SWITCHBOARD_HOOK_RATE_PER_TENANT", 1000); err != nil {
 		return c, err
 	}
 	if c.LoginMaxFailures, err = intVar(getenv, "SWITCHBOARD_LOGIN_MAX_FAILURES", 5); err != nil {

@@ -39,8 +39,9 @@ func benchEnv(b *testing.B, d tenant.Dialect) *apptest.Env {
 		b.Skip("TEST_DATABASE_URL not set: PostgreSQL benchmark skipped")
 	}
 	env := map[string]string{
-		"SWITCHBOARD_RATE_PER_IP":     "1000000000",
-		"SWITCHBOARD_RATE_PER_TENANT": "1000000000",
+		"SWITCHBOARD_RATE_PER_IP":          "1000000000",
+		"SWITCHBOARD_RATE_PER_TENANT":      "1000000000",
+		"SWITCHBOARD_HOOK_RATE_PER_TENANT": "1000000000",
 	}
 	if r := os.Getenv("TEST_REDIS_URL"); d == tenant.Postgres && r != "" {
 		env["REDIS_URL"] = r

@@ -81,7 +81,7 @@ func (m *Module) Routes(r *access.Router) {
 
 // RootRoutes registers the inbound webhooks, outside the API prefix.
 func (m *Module) RootRoutes(r *access.Router) {
-	s := access.Public("Inbound webhook of a channel: the provider's signature is checked (401 and nothing stored when wrong); each message stored once")
+	s := access.Public("Inbound webhook of a channel: the provider's signature is checked (401 and nothing stored when wrong); each message stored once; past the tenant's webhook budget 429 with Retry-After")
 	s.Tag = "webhooks"
 	r.Get("/hooks/:type/:public_id", s, m.hook)
 	r.Post("/hooks/:type/:public_id", s, m.hook)
@@ -417,6 +417,10 @@ func (m *Module) hook(c *fiber.Ctx) error {
 	case errors.Is(err, provider.ErrUnsupported):
 		return fmt.Errorf("hook: %w", apperr.ErrNotFound)
 	case err != nil:
+		return err
+	}
+	// Counted once the signature holds: forged requests cannot spend a tenant's budget.
+	if err := m.svc.allowHook(ctx); err != nil {
 		return err
 	}
 	if _, err := m.svc.Ingest(ctx, ch, batch); err != nil {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,6 +22,7 @@ import (
 	"github.com/switchboard-cloud/switchboard/billing"
 	"github.com/switchboard-cloud/switchboard/internal/apperr"
 	"github.com/switchboard-cloud/switchboard/internal/events"
+	"github.com/switchboard-cloud/switchboard/internal/ratelimit"
 	"github.com/switchboard-cloud/switchboard/modules/channels"
 	"github.com/switchboard-cloud/switchboard/modules/contacts"
 	"github.com/switchboard-cloud/switchboard/tenant"
@@ -75,6 +77,10 @@ type Options struct {
 	// mean smaller groups and more statements: on two cores 2 lanes stored 4,067–4,387
 	// messages/s, 4 lanes 3,270–3,793 and 1 lane 3,530–3,733 (docs/performance.md §6).
 	GroupLanes int
+	// HookRate is how many inbound webhook deliveries a tenant may make a second on this
+	// process (1,000 by default, bursts of as many); past it a delivery is answered 429 with
+	// Retry-After and the provider delivers it again later.
+	HookRate int
 }
 
 // Service is the inbox.
@@ -90,6 +96,7 @@ type Service struct {
 	log      *slog.Logger
 	opts     Options
 	group    *committer
+	hooks    *ratelimit.PerKey[uuid.UUID]
 	now      func() time.Time
 }
 
@@ -101,6 +108,9 @@ func NewService(db *tenant.DB, ch *channels.Service, ct *contacts.Service, usage
 	}
 	if opts.MaxAttachmentBytes <= 0 {
 		opts.MaxAttachmentBytes = 20 << 20
+	}
+	if opts.HookRate <= 0 {
+		opts.HookRate = 1000
 	}
 	if opts.GroupMax <= 0 {
 		opts.GroupMax = 64
@@ -114,6 +124,7 @@ func NewService(db *tenant.DB, ch *channels.Service, ct *contacts.Service, usage
 	s := &Service{db: db, channels: ch, contacts: ct, usage: usage, notify: notify, bus: bus, q: q, blobs: blobs, log: log, opts: opts,
 		now: func() time.Time { return time.Now().UTC() }}
 	s.group = newCommitter(s, opts.GroupMax, opts.GroupLanes)
+	s.hooks = ratelimit.New[uuid.UUID](float64(opts.HookRate), opts.HookRate)
 	ct.OnMerge(s.moveContact)
 	return s
 }
@@ -157,6 +168,16 @@ func (s *Service) publish(ctx context.Context, ev events.Event) {
 		ev.At = s.now()
 	}
 	tenant.AfterCommit(ctx, func(ctx context.Context) { s.bus.Publish(ctx, ev) })
+}
+
+// allowHook takes one webhook delivery of the tenant in ctx from its budget, or says when to
+// come back: one tenant's flood cannot take every other tenant's share of the process.
+func (s *Service) allowHook(ctx context.Context) error {
+	tid, _ := tenant.ID(ctx)
+	if ok, wait := s.hooks.Allow(tid); !ok {
+		return &apperr.RetryAfter{Err: fmt.Errorf("inbound webhooks of this tenant: %w", apperr.ErrRateLimited), Seconds: int(math.Ceil(wait.Seconds()))}
+	}
+	return nil
 }
 
 // conversation loads one conversation of the tenant in ctx.
