@@ -227,20 +227,31 @@ type Sender struct {
 }
 
 // ResolveAll returns the contact of each sender, in order, as calling Resolve for each in turn
-// would, in fewer statements: the senders known by their one identity (the returning customers
-// that make up most of a busy inbox) are found in one query and their activity marked in one
-// update; the others go through Resolve one by one. Call it inside the ingest transaction.
+// would, in fewer statements: when every sender has one identity, those known (the returning
+// customers that make up most of a busy inbox) are found in one query and their activity marked
+// in one update, and the new ones go through Resolve one by one. A group with a sender of
+// several identities goes through Resolve in order. Call it inside the ingest transaction.
 func (s *Service) ResolveAll(ctx context.Context, senders []Sender) ([]uuid.UUID, error) {
 	tid, ok := tenant.ID(ctx)
 	if !ok {
 		return nil, fmt.Errorf("contacts: resolve: %w", tenant.ErrNoTenant)
 	}
-	single := make([]provider.Identity, len(senders)) // the one identity of a sender that has one
+	// A sender of several identities may, through Resolve, give a known contact a name or more
+	// identities, which what was read of it beforehand would not show: a group with one goes
+	// through Resolve in order.
+	batch := true
+	for _, sd := range senders {
+		if len(sd.From) != 1 {
+			batch = false
+			break
+		}
+	}
+	single := make([]provider.Identity, len(senders)) // the one identity of each sender, if batched
 	var keys []provider.Identity
 	seen := map[provider.Identity]bool{}
 	for i, sd := range senders {
-		if len(sd.From) != 1 {
-			continue
+		if !batch {
+			break
 		}
 		n, err := NormalizeIdentity(sd.From[0])
 		if err != nil {

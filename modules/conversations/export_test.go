@@ -10,13 +10,19 @@ import (
 	"github.com/switchboard-cloud/switchboard/modules/channels/provider"
 )
 
-// StoreAsGroup writes msgs of ch with storeGroup in one transaction, as the committer writes a
-// group of simple messages that arrived together; it fails where the committer would fall back
-// to storing them alone.
-func (s *Service) StoreAsGroup(ctx context.Context, ch provider.Channel, msgs []provider.InboundMessage) ([]uuid.UUID, error) {
+// Delivery is an inbound message of a channel.
+type Delivery struct {
+	Ch provider.Channel
+	M  provider.InboundMessage
+}
+
+// StoreAsGroup writes the messages with storeGroup in one transaction, as the committer writes
+// a group of simple messages that arrived together; it fails where the committer would fall
+// back to storing them alone.
+func (s *Service) StoreAsGroup(ctx context.Context, msgs []Delivery) ([]uuid.UUID, error) {
 	ins := make([]*inbound, len(msgs))
-	for i, m := range msgs {
-		in, err := s.prepare(ctx, ch, m)
+	for i, d := range msgs {
+		in, err := s.prepare(ctx, d.Ch, d.M)
 		if err != nil {
 			return nil, err
 		}
@@ -34,13 +40,13 @@ func (s *Service) StoreAsGroup(ctx context.Context, ch provider.Channel, msgs []
 	return ids, err
 }
 
-// WriteAsGroup hands msgs of ch to the committer as one group, as if they had arrived together
-// while their lane was busy, and returns what became of each: its id and whether it was stored
-// now, as Ingest counts them.
-func (s *Service) WriteAsGroup(ctx context.Context, ch provider.Channel, msgs []provider.InboundMessage) ([]uuid.UUID, []bool, error) {
+// WriteAsGroup hands the messages to the committer as one group, as if they had arrived
+// together while their lane was busy, and returns what became of each: its id and whether it
+// was stored now, as Ingest counts them.
+func (s *Service) WriteAsGroup(ctx context.Context, msgs []Delivery) ([]uuid.UUID, []bool, error) {
 	group := make([]*job, len(msgs))
-	for i, m := range msgs {
-		in, err := s.prepare(ctx, ch, m)
+	for i, d := range msgs {
+		in, err := s.prepare(ctx, d.Ch, d.M)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -173,11 +173,11 @@ func (c *committer) write(group []*job) {
 		return
 	}
 	ids := make([]uuid.UUID, len(group))
-	var fetch []uuid.UUID // attachments to fetch once committed
+	fetch := make([][]uuid.UUID, len(group)) // each message's attachments to fetch once committed
 	// The transaction runs under the first message's context (its tenant is every message's);
 	// the realtime and domain events of all of them go out after its commit.
 	err := s.db.Tx(group[0].ctx, func(ctx context.Context) error {
-		fetch = nil
+		clear(fetch)
 		ins := make([]*inbound, len(group))
 		for i, j := range group {
 			if !simple(j.in) {
@@ -189,7 +189,7 @@ func (c *committer) write(group []*job) {
 		if ins != nil {
 			got, f, err := s.storeGroup(ctx, ins)
 			copy(ids, got)
-			fetch = f
+			copy(fetch, f)
 			return err
 		}
 		// Threading headers and thread keys are looked up message by message: each must see
@@ -199,7 +199,7 @@ func (c *committer) write(group []*job) {
 			if err != nil {
 				return err
 			}
-			ids[i], fetch = id, append(fetch, f...)
+			ids[i], fetch[i] = id, f
 		}
 		return nil
 	})
@@ -210,10 +210,10 @@ func (c *committer) write(group []*job) {
 		}
 		return
 	}
-	for _, a := range fetch {
-		s.enqueueFetch(group[0].ctx, a)
-	}
 	for i, j := range group {
+		for _, a := range fetch[i] {
+			s.enqueueFetch(j.ctx, a)
+		}
 		j.answer(outcome{id: ids[i], stored: true})
 	}
 }

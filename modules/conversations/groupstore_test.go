@@ -21,15 +21,18 @@ import (
 )
 
 // TestGroupStoresWhatAloneWould: the same messages, from the same starting inbox, are stored in
-// Acme as groups (the few-statement group path, the committer's fallback when a group fails,
-// and a group with thread keys written message by message) and in Globex one delivery at a
-// time. Both tenants must end with the same contacts, conversations (status, unread, preview,
-// times), messages, attachments, usage events, realtime journal and domain events.
+// Acme as groups (the few-statement group path, with and without a sender of several
+// identities; the committer's fallback when a group fails; a group with thread keys written
+// message by message) and in Globex one delivery at a time. Both tenants must end with the same
+// contacts, conversations (status, unread, preview, times), messages, attachments, usage
+// events, realtime journal and domain events; and every message.created event must name the
+// message's author, whichever conversation it joined.
 func TestGroupStoresWhatAloneWould(t *testing.T) {
 	for _, d := range apptest.Dialects(t) {
 		t.Run(apptest.Name(d), func(t *testing.T) {
 			e := scenarioEnv(t, d)
 			chA, chB := apiChannels(t, e)
+			chA2, chB2 := apiChannels(t, e) // a second channel in each tenant
 			var mu sync.Mutex
 			published := map[uuid.UUID][]events.Event{}
 			e.App.Bus.Subscribe("*", func(_ context.Context, ev events.Event) {
@@ -38,34 +41,84 @@ func TestGroupStoresWhatAloneWould(t *testing.T) {
 				mu.Unlock()
 			})
 			ctxA, resA := hookChannel(t, e, chA)
+			_, resA2 := hookChannel(t, e, chA2)
 			ctxB, resB := hookChannel(t, e, chB)
+			_, resB2 := hookChannel(t, e, chB2)
+			acme, globex := []provider.Channel{resA, resA2}, []provider.Channel{resB, resB2}
 
+			// A delivery is a message on the first channel of its tenant, or on the second.
+			type delivery struct {
+				ch int
+				m  provider.InboundMessage
+			}
 			base := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
 			seq := 0
-			msg := func(pid, from, name, text string) provider.InboundMessage {
+			msg := func(pid, from, name, text string) delivery {
 				seq++
-				return provider.InboundMessage{ProviderID: pid, From: []provider.Identity{{Kind: provider.IdentityExternal, Value: from}},
-					Name: name, Text: text, OccurredAt: base.Add(time.Duration(seq) * time.Second)}
+				return delivery{m: provider.InboundMessage{ProviderID: pid, From: []provider.Identity{{Kind: provider.IdentityExternal, Value: from}},
+					Name: name, Text: text, OccurredAt: base.Add(time.Duration(seq) * time.Second)}}
 			}
-			alone := func(ms ...provider.InboundMessage) []string {
-				var out []string
-				for _, m := range ms {
-					res, err := e.App.Inbox.Ingest(ctxB, resB, provider.Batch{Messages: []provider.InboundMessage{m}})
-					if err != nil {
-						t.Fatalf("%s alone: %v", m.ProviderID, err)
-					}
-					out = append(out, fmt.Sprintf("stored %d, duplicate %d, ignored %d", res.Stored, res.Duplicates, res.Ignored))
+			inAcme := func(ds []delivery) []conversations.Delivery {
+				out := make([]conversations.Delivery, len(ds))
+				for i, d := range ds {
+					out[i] = conversations.Delivery{Ch: acme[d.ch], M: d.m}
 				}
 				return out
+			}
+			outcome := func(stored bool, id uuid.UUID) string {
+				switch {
+				case stored:
+					return "stored"
+				case id != uuid.Nil:
+					return "duplicate"
+				}
+				return "ignored"
+			}
+			alone := func(ds ...delivery) []string {
+				var out []string
+				for _, d := range ds {
+					res, err := e.App.Inbox.Ingest(ctxB, globex[d.ch], provider.Batch{Messages: []provider.InboundMessage{d.m}})
+					if err != nil {
+						t.Fatalf("%s alone: %v", d.m.ProviderID, err)
+					}
+					switch {
+					case res.Stored == 1:
+						out = append(out, "stored")
+					case res.Duplicates == 1:
+						out = append(out, "duplicate")
+					case res.Ignored == 1:
+						out = append(out, "ignored")
+					default:
+						t.Fatalf("%s alone: %+v", d.m.ProviderID, res)
+					}
+				}
+				return out
+			}
+			grouped := func(ds ...delivery) []string {
+				ids, stored, err := e.App.Inbox.WriteAsGroup(ctxA, inAcme(ds))
+				if err != nil {
+					t.Fatal(err)
+				}
+				out := make([]string, len(ids))
+				for i := range ids {
+					out[i] = outcome(stored[i], ids[i])
+				}
+				return out
+			}
+			storedAsGroup := func(ds ...delivery) {
+				if _, err := e.App.Inbox.StoreAsGroup(ctxA, inAcme(ds)); err != nil {
+					t.Fatalf("group path: %v", err)
+				}
 			}
 
 			// The inbox both tenants start from, stored one message at a time, then moved on by
 			// an agent: a resolved and a closed conversation (a customer's next message opens a
 			// new one), a snoozed and a pending one (reopened by it).
-			setup := []provider.InboundMessage{
+			setup := []delivery{
 				msg("s-open", "open-a", "Ann", "你好"), msg("s-resolved", "resolved-b", "Bo", "hi"),
 				msg("s-snoozed", "snoozed-c", "Cai", "hi"), msg("s-closed", "closed-d", "Dai", "hi"),
 				msg("s-pending", "pending-g", "Gu", "hi"), msg("s-noname", "noname-f", "", "no name yet"),
+				msg("s-noname-2", "noname-m", "", "no name either"),
 			}
 			snooze := base.Add(24 * time.Hour)
 			moves := []struct {
@@ -74,88 +127,102 @@ func TestGroupStoresWhatAloneWould(t *testing.T) {
 			}{{"s-resolved", "resolved", nil}, {"s-snoozed", "snoozed", &snooze}, {"s-closed", "closed", nil}, {"s-pending", "pending", nil}}
 			for _, side := range []struct {
 				ctx context.Context
-				ch  provider.Channel
-			}{{ctxA, resA}, {ctxB, resB}} {
-				for _, m := range setup {
-					if _, err := e.App.Inbox.Ingest(side.ctx, side.ch, provider.Batch{Messages: []provider.InboundMessage{m}}); err != nil {
+				chs []provider.Channel
+			}{{ctxA, acme}, {ctxB, globex}} {
+				for _, d := range setup {
+					if _, err := e.App.Inbox.Ingest(side.ctx, side.chs[d.ch], provider.Batch{Messages: []provider.InboundMessage{d.m}}); err != nil {
 						t.Fatal(err)
 					}
 				}
 				for _, mv := range moves {
-					conv := pluck(t, e, side.ctx, "messages", "conversation_id", "channel_id = ? AND provider_id = ?", side.ch.ID, mv.pid)
+					conv := pluck(t, e, side.ctx, "messages", "conversation_id", "channel_id = ? AND provider_id = ?", side.chs[0].ID, mv.pid)
 					st := mv.status
 					if _, err := e.App.Inbox.Update(side.ctx, uuid.MustParse(conv[0]), conversations.UpdateInput{Status: &st, SnoozedUntil: mv.until}, nil); err != nil {
 						t.Fatal(err)
 					}
 				}
 			}
+			total := len(setup)
 
-			// Group 1: every kind of simple message, stored together by the group path.
+			// Group 1: every kind of simple message of senders with one identity, stored
+			// together by the group path.
 			autoReply := msg("g-auto", "open-a", "", "I am out of the office")
-			autoReply.AutoReply = true
-			multi := msg("g-multi", "multi-h", "Hu", "two identities")
-			multi.From = append(multi.From, provider.Identity{Kind: provider.IdentityEmail, Value: "hu@example.com"})
+			autoReply.m.AutoReply = true
 			photo := msg("g-photo", "open-a", "", "")
-			photo.ContentType = provider.ContentImage
-			photo.Media = []provider.Media{{ContentType: "image/png", Filename: "receipt.png", Data: []byte("\x89PNG\r\n\x1a\n fake png body")}}
-			group1 := []provider.InboundMessage{
+			photo.m.ContentType = provider.ContentImage
+			photo.m.Media = []provider.Media{{ContentType: "image/png", Filename: "receipt.png", Data: []byte("\x89PNG\r\n\x1a\n fake png body")}}
+			otherChannel := msg("g-channel-2", "open-a", "Ann", "on the other channel")
+			otherChannel.ch = 1
+			newOnBoth := msg("g-new-ch2", "new-e", "Eve", "and here")
+			newOnBoth.ch = 1
+			group1 := []delivery{
 				msg("g-open", "open-a", "Ann", "还在吗？"), msg("g-resolved", "resolved-b", "Bo", "it broke again"),
 				msg("g-new-1", "new-e", "Eve", "first"), msg("g-new-2", "new-e", "Eve", "second"),
 				msg("g-resolved-2", "resolved-b", "Bo", "hello?"), autoReply,
 				msg("g-snoozed", "snoozed-c", "Cai", "any news"), msg("g-snoozed-2", "snoozed-c", "Cai", "still there?"),
 				msg("g-closed", "closed-d", "Dai", "new question"),
-				msg("g-name", "noname-f", "Fang", "my name is Fang"), msg("g-pending", "pending-g", "Gu", "here is the info"),
-				multi, photo,
+				msg("g-name", "noname-f", "Fang", "my name is Fang"), msg("g-name-2", "noname-f", "Fan", "Fang, not Fan"),
+				msg("g-pending", "pending-g", "Gu", "here is the info"), photo, otherChannel, newOnBoth,
 			}
-			if _, err := e.App.Inbox.StoreAsGroup(ctxA, resA, group1); err != nil {
-				t.Fatalf("group path: %v", err)
-			}
+			storedAsGroup(group1...)
 			alone(group1...)
+			total += len(group1)
+
+			// Group 1b: a sender of several identities names a contact that had none; the same
+			// contact's next message, by one identity, brings another name, which must not win.
+			multi := msg("m-multi", "noname-m", "Mei", "two identities")
+			multi.m.From = append(multi.m.From, provider.Identity{Kind: provider.IdentityEmail, Value: "mei@example.com"})
+			group1b := []delivery{msg("m-before", "open-a", "Ann", "before"), multi, msg("m-single", "noname-m", "M2", "one identity"),
+				msg("m-new", "new-n", "Nan", "hello")}
+			storedAsGroup(group1b...)
+			alone(group1b...)
+			total += len(group1b)
 
 			// Group 2: an auto-reply outside any thread and a redelivery fail the group; the
-			// committer stores each message alone instead.
+			// committer stores each message alone instead. Then a group failed by a redelivery
+			// alone, and one holding the same message twice.
 			bounce := msg("h-bounce", "bounce-x", "", "Delivery failed")
-			bounce.AutoReply = true
-			redelivered := group1[2]
-			group2 := []provider.InboundMessage{msg("h-after", "open-a", "Ann", "after"), bounce, redelivered, msg("h-new", "new-j", "Jin", "hello")}
-			ids, stored, err := e.App.Inbox.WriteAsGroup(ctxA, resA, group2)
-			if err != nil {
-				t.Fatal(err)
+			bounce.m.AutoReply = true
+			for _, g := range [][]delivery{
+				{msg("h-after", "open-a", "Ann", "after"), bounce, group1[2], msg("h-new", "new-j", "Jin", "hello")},
+				{msg("h-2", "open-a", "Ann", "again"), group1[3], msg("h-3", "new-j", "Jin", "again")},
+			} {
+				same(t, "group outcomes", grouped(g...), alone(g...))
 			}
-			var grouped []string
-			for i := range ids {
-				switch {
-				case stored[i]:
-					grouped = append(grouped, "stored 1, duplicate 0, ignored 0")
-				case ids[i] != uuid.Nil:
-					grouped = append(grouped, "stored 0, duplicate 1, ignored 0")
-				default:
-					grouped = append(grouped, "stored 0, duplicate 0, ignored 1")
-				}
-			}
-			same(t, "group 2 outcomes", grouped, alone(group2...))
+			twice, h4 := msg("h-twice", "snoozed-c", "Cai", "sent twice"), msg("h-4", "pending-g", "Gu", "more")
+			same(t, "group outcomes", grouped(twice, h4, twice), alone(twice, h4, twice))
+			total += 2 + 2 + 2
 
-			// Group 3: thread keys, written message by message within the group.
-			thread := func(pid, from, key string) provider.InboundMessage {
-				m := msg(pid, from, "", "about "+key)
-				m.ThreadKey = key
-				return m
+			// Group 3: thread keys, written message by message within the group; another
+			// customer joins the first one's thread.
+			thread := func(pid, from, key string) delivery {
+				d := msg(pid, from, "", "about "+key)
+				d.m.ThreadKey = key
+				return d
 			}
-			group3 := []provider.InboundMessage{thread("k-1", "open-a", "order-7"), msg("k-2", "open-a", "", "plain"), thread("k-3", "open-a", "order-7"), thread("k-4", "new-k", "order-8")}
-			if _, _, err := e.App.Inbox.WriteAsGroup(ctxA, resA, group3); err != nil {
-				t.Fatal(err)
-			}
+			group3 := []delivery{thread("k-1", "open-a", "order-7"), msg("k-2", "open-a", "", "plain"), thread("k-3", "open-a", "order-7"),
+				thread("k-4", "new-k", "order-8"), thread("k-5", "other-l", "order-7")}
+			grouped(group3...)
 			alone(group3...)
+			total += len(group3)
 
-			a, b := inboxSnapshot(t, e, ctxA, resA), inboxSnapshot(t, e, ctxB, resB)
+			a, b := inboxSnapshot(t, e, ctxA, acme...), inboxSnapshot(t, e, ctxB, globex...)
 			for _, part := range []string{"contacts", "conversations", "messages", "attachments", "usage", "journal"} {
 				same(t, part, a.parts[part], b.parts[part])
 			}
 			mu.Lock()
-			same(t, "domain events", a.events(published[e.Acme.ID]), b.events(published[e.Globex.ID]))
+			evA, wrongA := a.events(published[e.Acme.ID])
+			evB, wrongB := b.events(published[e.Globex.ID])
 			mu.Unlock()
-			if n := len(a.parts["messages"]); n != len(setup)+len(group1)+2+len(group3) {
-				t.Errorf("%d messages stored", n)
+			same(t, "domain events", evA, evB)
+			for _, w := range append(wrongA, wrongB...) {
+				t.Errorf("message.created names another contact than the message's author: %s", w)
+			}
+			if n := len(a.parts["messages"]); n != total {
+				t.Errorf("%d messages stored, want %d", n, total)
+			}
+			if !slices.Contains(a.parts["contacts"], `mei@example.com+noname-m name="Mei" search="mei  mei@example.com noname-m" active=true`) {
+				t.Errorf("the name the several-identity sender gave was lost: %v", a.parts["contacts"])
 			}
 		})
 	}
@@ -165,8 +232,9 @@ func TestGroupStoresWhatAloneWould(t *testing.T) {
 // the tenant: a contact by its identities, a conversation by its place in creation order, a
 // message by its provider id.
 type inboxState struct {
-	parts map[string][]string
-	names map[string]string // id → name
+	parts  map[string][]string
+	names  map[string]string // id → name
+	author map[string]string // message id → its author's name
 }
 
 func (s inboxState) name(id string) string {
@@ -176,22 +244,32 @@ func (s inboxState) name(id string) string {
 	return "?" + id
 }
 
-func (s inboxState) events(evs []events.Event) []string {
-	var out []string
+// events names the domain events with the conversations' and messages' inbox names, and lists
+// the message.created events that name another contact than the message's author.
+func (s inboxState) events(evs []events.Event) (out, wrongContact []string) {
 	for _, ev := range evs {
 		if ev.ConversationID == uuid.Nil {
 			continue
 		}
 		data, _ := json.Marshal(ev.Data)
-		out = append(out, fmt.Sprintf("%s conv=%s msg=%s contact=%s %s", ev.Kind, s.name(ev.ConversationID.String()),
-			s.name(ev.MessageID.String()), s.name(ev.ContactID.String()), data))
+		line := fmt.Sprintf("%s conv=%s msg=%s contact=%s %s", ev.Kind, s.name(ev.ConversationID.String()),
+			s.name(ev.MessageID.String()), s.name(ev.ContactID.String()), data)
+		out = append(out, line)
+		if ev.Kind == conversations.EventMessageCreated && s.author[ev.MessageID.String()] != s.name(ev.ContactID.String()) {
+			wrongContact = append(wrongContact, line)
+		}
 	}
-	return out
+	return out, wrongContact
 }
 
-func inboxSnapshot(t *testing.T, e *apptest.Env, ctx context.Context, ch provider.Channel) inboxState {
+func inboxSnapshot(t *testing.T, e *apptest.Env, ctx context.Context, chs ...provider.Channel) inboxState {
 	t.Helper()
-	s := inboxState{parts: map[string][]string{}, names: map[string]string{uuid.Nil.String(): "-"}}
+	s := inboxState{parts: map[string][]string{}, names: map[string]string{uuid.Nil.String(): "-"}, author: map[string]string{}}
+	var chIDs []uuid.UUID
+	for i, ch := range chs {
+		chIDs = append(chIDs, ch.ID)
+		s.names[ch.ID.String()] = fmt.Sprintf("ch%d", i)
+	}
 	ts := func(v *time.Time) string {
 		if v == nil {
 			return "null"
@@ -223,31 +301,32 @@ func inboxSnapshot(t *testing.T, e *apptest.Env, ctx context.Context, ch provide
 		slices.Sort(s.parts["contacts"])
 
 		var convs []struct {
-			ID, ContactID, Status, Preview, Subject, ThreadKey string
-			Unread                                             int
-			LastMessageAt                                      time.Time
-			SnoozedUntil, ResolvedAt                           *time.Time
+			ID, ChannelID, ContactID, Status, Preview, Subject, ThreadKey string
+			Unread                                                        int
+			LastMessageAt                                                 time.Time
+			SnoozedUntil, ResolvedAt                                      *time.Time
 		}
-		if err := tx.Table("conversations").Where("channel_id = ?", ch.ID).Order("id").Scan(&convs).Error; err != nil {
+		if err := tx.Table("conversations").Where("channel_id IN ?", chIDs).Order("id").Scan(&convs).Error; err != nil {
 			return err
 		}
 		for i, c := range convs {
 			s.names[c.ID] = fmt.Sprintf("c%d", i)
-			s.parts["conversations"] = append(s.parts["conversations"], fmt.Sprintf("c%d contact=%s status=%s unread=%d preview=%q subject=%q thread=%q last=%s snoozed=%s resolved=%v",
-				i, s.name(c.ContactID), c.Status, c.Unread, c.Preview, c.Subject, c.ThreadKey, ts(&c.LastMessageAt), ts(c.SnoozedUntil), c.ResolvedAt != nil))
+			s.parts["conversations"] = append(s.parts["conversations"], fmt.Sprintf("c%d %s contact=%s status=%s unread=%d preview=%q subject=%q thread=%q last=%s snoozed=%s resolved=%v",
+				i, s.name(c.ChannelID), s.name(c.ContactID), c.Status, c.Unread, c.Preview, c.Subject, c.ThreadKey, ts(&c.LastMessageAt), ts(c.SnoozedUntil), c.ResolvedAt != nil))
 		}
 
 		var msgs []struct {
-			ID, ConversationID, AuthorKind, AuthorID, Direction, Content, ContentType, Status, Meta, ProviderID string
-			CreatedAt                                                                                           time.Time
+			ID, ChannelID, ConversationID, AuthorKind, AuthorID, Direction, Content, ContentType, Status, Meta, ProviderID string
+			CreatedAt                                                                                                      time.Time
 		}
-		if err := tx.Table("messages").Where("channel_id = ?", ch.ID).Order("created_at, provider_id").Scan(&msgs).Error; err != nil {
+		if err := tx.Table("messages").Where("channel_id IN ?", chIDs).Order("created_at, provider_id").Scan(&msgs).Error; err != nil {
 			return err
 		}
 		for _, m := range msgs {
 			s.names[m.ID] = m.ProviderID
-			s.parts["messages"] = append(s.parts["messages"], fmt.Sprintf("%s conv=%s %s %s by %s %q %s %s meta=%s at %s",
-				m.ProviderID, s.name(m.ConversationID), m.Direction, m.AuthorKind, s.name(m.AuthorID), m.Content, m.ContentType, m.Status, m.Meta, ts(&m.CreatedAt)))
+			s.author[m.ID] = s.name(m.AuthorID)
+			s.parts["messages"] = append(s.parts["messages"], fmt.Sprintf("%s %s conv=%s %s %s by %s %q %s %s meta=%s at %s",
+				m.ProviderID, s.name(m.ChannelID), s.name(m.ConversationID), m.Direction, m.AuthorKind, s.name(m.AuthorID), m.Content, m.ContentType, m.Status, m.Meta, ts(&m.CreatedAt)))
 		}
 
 		var atts []struct {
@@ -272,7 +351,10 @@ func inboxSnapshot(t *testing.T, e *apptest.Env, ctx context.Context, ch provide
 			return err
 		}
 		for _, u := range usage {
-			key := strings.Replace(u.IdempotencyKey, ch.ID.String(), "<channel>", 1)
+			key := u.IdempotencyKey
+			for _, ch := range chs {
+				key = strings.Replace(key, ch.ID.String(), s.name(ch.ID.String()), 1)
+			}
 			if id, ok := strings.CutPrefix(key, "conv:"); ok {
 				key = "conv:" + s.name(id)
 			}
@@ -355,7 +437,7 @@ func TestGroupWritesStayInTheirTenant(t *testing.T) {
 			before := acme()
 			convA := pluck(t, e, ctxA, "conversations", "id", "1 = 1")[0]
 
-			if _, err := e.App.Inbox.StoreAsGroup(ctxB, resB, []provider.InboundMessage{m("b-1", "to Globex"), m("b-2", "again")}); err != nil {
+			if _, err := e.App.Inbox.StoreAsGroup(ctxB, []conversations.Delivery{{Ch: resB, M: m("b-1", "to Globex")}, {Ch: resB, M: m("b-2", "again")}}); err != nil {
 				t.Fatal(err)
 			}
 			if err := e.App.Inbox.TouchConversation(ctxB, uuid.MustParse(convA), time.Now(), "written from Globex"); err != nil {

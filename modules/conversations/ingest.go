@@ -264,7 +264,7 @@ func (s *Service) store(ctx context.Context, in *inbound) (uuid.UUID, []uuid.UUI
 		return uuid.Nil, nil, err
 	}
 	msg.Attachments = atts
-	if err := s.announce(ctx, in, conv, created, reopened, msg); err != nil {
+	if err := s.announce(ctx, in, contactID, conv, created, reopened, msg); err != nil {
 		return uuid.Nil, nil, err
 	}
 	return msg.ID, fetch, nil
@@ -281,10 +281,10 @@ func simple(in *inbound) bool {
 // ctx, as store called for each in turn would, in a few statements for the whole group: the
 // senders are resolved together (contacts.ResolveAll), their live conversations read in one
 // query, new conversations, messages and attachments inserted with one statement each and the
-// conversations updated with one. It returns each message's id and the attachments to fetch
+// conversations updated with one. It returns each message's id and its attachments to fetch
 // once committed. A redelivery anywhere in the group is errDuplicate, and an auto-reply
 // outside any thread errNoThread: the group is then rolled back and its messages stored alone.
-func (s *Service) storeGroup(ctx context.Context, ins []*inbound) ([]uuid.UUID, []uuid.UUID, error) {
+func (s *Service) storeGroup(ctx context.Context, ins []*inbound) ([]uuid.UUID, [][]uuid.UUID, error) {
 	tid, _ := tenant.ID(ctx)
 	senders := make([]contacts.Sender, len(ins))
 	for i, in := range ins {
@@ -309,7 +309,7 @@ func (s *Service) storeGroup(ctx context.Context, ins []*inbound) ([]uuid.UUID, 
 	var opened []Conversation
 	var msgs []Message
 	var atts []Attachment
-	var fetch []uuid.UUID
+	fetch := make([][]uuid.UUID, len(ins))
 	touches := map[uuid.UUID]*convTouch{}
 	var touched []uuid.UUID
 	for i, in := range ins {
@@ -328,7 +328,7 @@ func (s *Service) storeGroup(ctx context.Context, ins []*inbound) ([]uuid.UUID, 
 		msg := newInbound(tid, in, conv.ID, who[i], now)
 		a, f := attachmentRows(tid, in, msg.ID, conv.ID, now)
 		msg.Attachments = a
-		atts, fetch = append(atts, a...), append(fetch, f...)
+		atts, fetch[i] = append(atts, a...), f
 		t := touches[conv.ID]
 		if t == nil {
 			t = &convTouch{}
@@ -359,7 +359,7 @@ func (s *Service) storeGroup(ctx context.Context, ins []*inbound) ([]uuid.UUID, 
 	ids := make([]uuid.UUID, len(ins))
 	for i, in := range ins {
 		o := out[i]
-		if err := s.announce(ctx, in, o.conv, o.created, o.reopened, o.msg); err != nil {
+		if err := s.announce(ctx, in, who[i], o.conv, o.created, o.reopened, o.msg); err != nil {
 			return nil, nil, err
 		}
 		ids[i] = o.msg.ID
@@ -519,10 +519,11 @@ func (s *Service) touchConversations(ctx context.Context, ts []convTouch) error 
 
 // announce records what storing an inbound message means beyond its rows: its usage events
 // (both meters: a plan may bill messages or conversations), its realtime events and its
-// domain events. reopened is the status a customer's message took the conversation from, or "".
-func (s *Service) announce(ctx context.Context, in *inbound, conv Conversation, created bool, reopened string, msg Message) error {
+// domain events. contactID is the sender's contact (in a thread found by e-mail headers or a
+// thread key it may not be the conversation's); reopened is the status a customer's message
+// took the conversation from, or "".
+func (s *Service) announce(ctx context.Context, in *inbound, contactID uuid.UUID, conv Conversation, created bool, reopened string, msg Message) error {
 	ch := in.ch
-	contactID := conv.ContactID
 	if !in.m.AutoReply {
 		evs := []billing.Event{{Meter: "interactions", Quantity: 1, IdempotencyKey: "in:" + ch.ID.String() + ":" + in.pid,
 			OccurredAt: msg.CreatedAt, Dimensions: map[string]string{"channel": ch.Type}}}
