@@ -86,6 +86,7 @@ type Env struct {
 	T   testing.TB
 	App *app.App
 	Ctx context.Context
+	Cfg config.Config
 
 	Platform, Acme, Globex, Northwind tenant.Org
 }
@@ -132,7 +133,7 @@ func New(t testing.TB, dialect tenant.Dialect, o ...Options) *Env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
-	e := &Env{T: t, App: a, Ctx: ctx}
+	e := &Env{T: t, App: a, Ctx: ctx, Cfg: cfg}
 	if !opt.NoDemo {
 		if _, err := a.SeedDemo(ctx); err != nil {
 			t.Fatal(err)
@@ -147,6 +148,19 @@ func New(t testing.TB, dialect tenant.Dialect, o ...Options) *Env {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// Node starts another Switchboard process on the Env's database (and Redis, if it has one), as
+// a second `serve` behind the same load balancer would be: its own caches, group-commit lanes
+// and connections.
+func (e *Env) Node() *app.App {
+	e.T.Helper()
+	a, err := app.New(e.Ctx, e.Cfg, slog.New(slog.DiscardHandler), app.Options{})
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	e.T.Cleanup(func() { a.Close() })
+	return a
 }
 
 // Password is the demo password the Env seeds with.

@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"hash/fnv"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/google/uuid"
+	"gorm.io/gorm"
 
+	"github.com/switchboard-cloud/switchboard/modules/contacts"
 	"github.com/switchboard-cloud/switchboard/tenant"
 )
 
@@ -179,14 +183,15 @@ func (c *committer) write(group []*job) {
 	err := s.db.Tx(group[0].ctx, func(ctx context.Context) error {
 		clear(fetch)
 		ins := make([]*inbound, len(group))
+		all := true
 		for i, j := range group {
-			if !simple(j.in) {
-				ins = nil
-				break
-			}
 			ins[i] = j.in
+			all = all && simple(j.in)
 		}
-		if ins != nil {
+		if err := s.lockThreads(ctx, ins); err != nil {
+			return err
+		}
+		if all {
 			got, f, err := s.storeGroup(ctx, ins)
 			copy(ids, got)
 			copy(fetch, f)
@@ -216,4 +221,50 @@ func (c *committer) write(group []*job) {
 		}
 		j.answer(outcome{id: ids[i], stored: true})
 	}
+}
+
+// lockThreads makes the transactions that may open a conversation for the same sender, or
+// for the same provider thread, on a channel wait for each other across serve processes, as
+// a process's own lanes already do within it: a message looks for its sender's live
+// conversation only once the one before it that might have opened it has committed. It takes
+// PostgreSQL transaction-level advisory locks first thing in the transaction, in key order, so
+// two transactions never wait on each other's locks in a cycle. SQLite has one writer, which
+// orders everything already.
+func (s *Service) lockThreads(ctx context.Context, ins []*inbound) error {
+	if s.db.Dialect() != tenant.Postgres {
+		return nil
+	}
+	tid, _ := tenant.ID(ctx)
+	key := func(ch uuid.UUID, k string) int64 {
+		h := fnv.New64a()
+		h.Write(tid[:])
+		h.Write(ch[:])
+		h.Write([]byte(k))
+		return int64(h.Sum64())
+	}
+	keys := make([]int64, 0, len(ins))
+	for _, in := range ins {
+		sender := senderKey(in)
+		if len(in.m.From) > 0 {
+			if n, err := contacts.NormalizeIdentity(in.m.From[0]); err == nil {
+				sender = n.Kind + ":" + n.Value // the form the contact is found by
+			}
+		}
+		keys = append(keys, key(in.ch.ID, "sender:"+sender))
+		if in.m.ThreadKey != "" {
+			keys = append(keys, key(in.ch.ID, "thread:"+in.m.ThreadKey))
+		}
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	calls := make([]string, len(keys))
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		calls[i], args[i] = "pg_advisory_xact_lock(?::bigint)", k
+	}
+	// One statement; PostgreSQL evaluates its select list left to right, so in key order.
+	if err := s.db.Run(ctx, func(tx *gorm.DB) error { return tx.Exec("SELECT "+strings.Join(calls, ", "), args...).Error }); err != nil {
+		return fmt.Errorf("conversations: lock threads: %w", err)
+	}
+	return nil
 }

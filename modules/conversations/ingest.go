@@ -204,6 +204,9 @@ func (s *Service) storeAlone(ctx context.Context, in *inbound) (uuid.UUID, bool,
 	var err error
 	for attempt := 1; ; attempt++ {
 		err = s.db.Tx(ctx, func(ctx context.Context) error {
+			if err := s.lockThreads(ctx, []*inbound{in}); err != nil {
+				return err
+			}
 			var err error
 			msgID, fetch, err = s.store(ctx, in)
 			return err
