@@ -58,8 +58,14 @@ func TestTwoNodesOpenOneConversation(t *testing.T) {
 			for n, node := range []struct {
 				ingest func() error
 			}{
-				{func() error { _, err := e.App.Inbox.Ingest(ctx1, ch1, msg(fmt.Sprintf("r%d-a-%d", round, i), from)); return err }},
-				{func() error { _, err := other.Inbox.Ingest(ctx2, ch2, msg(fmt.Sprintf("r%d-b-%d", round, i), from)); return err }},
+				{func() error {
+					_, err := e.App.Inbox.Ingest(ctx1, ch1, msg(fmt.Sprintf("r%d-a-%d", round, i), from))
+					return err
+				}},
+				{func() error {
+					_, err := other.Inbox.Ingest(ctx2, ch2, msg(fmt.Sprintf("r%d-b-%d", round, i), from))
+					return err
+				}},
 			} {
 				wg.Go(func() {
 					<-start
