@@ -55,21 +55,19 @@ func TestTwoNodesOpenOneConversation(t *testing.T) {
 		errs := make(chan error, 2*senders)
 		for i := range senders {
 			from := fmt.Sprintf("node-cust-%d", i)
-			for n, node := range []struct {
-				ingest func() error
-			}{
-				{func() error {
+			for n, ingest := range []func() error{
+				func() error {
 					_, err := e.App.Inbox.Ingest(ctx1, ch1, msg(fmt.Sprintf("r%d-a-%d", round, i), from))
 					return err
-				}},
-				{func() error {
+				},
+				func() error {
 					_, err := other.Inbox.Ingest(ctx2, ch2, msg(fmt.Sprintf("r%d-b-%d", round, i), from))
 					return err
-				}},
+				},
 			} {
 				wg.Go(func() {
 					<-start
-					if err := node.ingest(); err != nil {
+					if err := ingest(); err != nil {
 						errs <- fmt.Errorf("node %d, %s: %w", n+1, from, err)
 					}
 				})
