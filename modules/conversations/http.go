@@ -61,6 +61,7 @@ func (m *Module) Name() string { return "conversations" }
 // Routes registers the inbox API under /api/v1.
 func (m *Module) Routes(r *access.Router) {
 	r.Get("/conversations", perm(PermRead, "The inbox, newest activity first: ?status=&assignee=me|none|<user id>&channel_id=&contact_id=&tag=&priority=&type=&limit=&cursor="), m.list)
+	r.Get("/conversations/unread-counts", perm(PermRead, "How many open, pending or snoozed conversations have unread messages: all, mine, unassigned"), m.unread)
 	r.Get("/conversations/:id", perm(PermRead, "One conversation"), m.get)
 	r.Patch("/conversations/:id", perm(PermWrite, "Change status (snoozed needs snoozed_until), priority, type, assignee, team, tags, attributes").WithBody(UpdateInput{}), m.update)
 	r.Post("/conversations/bulk", perm(PermBulk, "Apply one change to up to 100 conversations, all or nothing").WithBody(BulkInput{}), m.bulk)
@@ -148,6 +149,14 @@ func (m *Module) list(c *fiber.Ctx) error {
 		out.NextCursor = &next
 	}
 	return c.JSON(out)
+}
+
+func (m *Module) unread(c *fiber.Ctx) error {
+	counts, err := m.svc.Unread(c.UserContext())
+	if err != nil {
+		return err
+	}
+	return c.JSON(counts)
 }
 
 func (m *Module) get(c *fiber.Ctx) error {
