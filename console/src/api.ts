@@ -40,6 +40,7 @@ import type {
   SessionStart,
   SubscriptionChange,
   TimelineItem,
+  UnreadCounts,
   UsageReport,
 } from './types'
 
@@ -258,6 +259,7 @@ export const api = {
   conversations: (query: ConversationQuery) =>
     request<Page<Conversation>>('GET', '/api/v1/conversations', { query: { ...query } }),
   conversation: (conversationId: string) => request<Conversation>('GET', `/api/v1/conversations/${id(conversationId)}`),
+  unreadCounts: () => request<UnreadCounts>('GET', '/api/v1/conversations/unread-counts'),
   updateConversation: (conversationId: string, body: ConversationUpdate) =>
     request<Conversation>('PATCH', `/api/v1/conversations/${id(conversationId)}`, { body }),
   bulkUpdateConversations: (ids: string[], update: ConversationUpdate) =>

@@ -304,6 +304,13 @@ export type ConversationStatus = 'open' | 'pending' | 'snoozed' | 'resolved' | '
 export type ConversationPriority = 'low' | 'normal' | 'high' | 'urgent'
 export type ConversationType = 'service' | 'complaint' | 'sales' | 'field'
 
+/** GET /conversations/unread-counts: conversations (not closed) with unread messages. */
+export interface UnreadCounts {
+  all: number
+  mine: number
+  unassigned: number
+}
+
 export interface Conversation {
   id: string
   channel_id: string

@@ -3,7 +3,7 @@ import { defineStore } from 'pinia'
 import { api } from '../api'
 import { applyEvent, EMPTY_VIEW, matchesView, unreadConversations, upsertConversation, type InboxView } from '../inbox'
 import { RealtimeClient, realtimeUrl, type RealtimeStatus } from '../realtime'
-import type { Conversation, RealtimeEvent } from '../types'
+import type { Conversation, RealtimeEvent, UnreadCounts } from '../types'
 import { useSessionStore } from './session'
 
 /** What a page wants to hear from the live connection. */
@@ -15,14 +15,16 @@ export interface RealtimeListener {
   resync?(): void
 }
 
-/** How many conversations the overview holds: enough for the badge and the views' counts. */
+/** How many conversations the overview holds: the latest, kept current by events. */
 const OVERVIEW_SIZE = 100
 const TYPING_EVERY_MS = 3_000
+/** The unread counts are asked again at most this often while events come in. */
+const COUNTS_EVERY_MS = 300
 
 /**
  * The one realtime connection of the console: the inbox subscribes to its events, and the
- * navigation's badge reads the unread count of its overview (the latest conversations that
- * are not closed, kept current by the same events).
+ * navigation's badge reads the server's unread counts, asked again after events (until they
+ * first arrive, the count of the overview: the latest conversations that are not closed).
  */
 export const useRealtimeStore = defineStore('realtime', () => {
   const session = useSessionStore()
@@ -39,14 +41,44 @@ export const useRealtimeStore = defineStore('realtime', () => {
 
   const me = () => session.me?.user.id ?? ''
 
-  const unread = computed(() => unreadConversations(overview.value))
+  const counts = ref<UnreadCounts | null>(null)
+  let countsTimer: ReturnType<typeof setTimeout> | null = null
 
   /** Conversations with unread messages in a view (mine, unassigned, …) of the overview. */
   function unreadIn(view: InboxView): number {
     return overview.value.filter((c) => c.unread > 0 && matchesView(c, view, me())).length
   }
 
+  /** Conversations with unread messages: all, the agent's, the unassigned ones. */
+  const unreadCounts = computed<UnreadCounts>(
+    () =>
+      counts.value ?? {
+        all: unreadConversations(overview.value),
+        mine: unreadIn({ ...EMPTY_VIEW, assignee: 'me' }),
+        unassigned: unreadIn({ ...EMPTY_VIEW, assignee: 'none' }),
+      },
+  )
+  const unread = computed(() => unreadCounts.value.all)
+
+  async function loadCounts(): Promise<void> {
+    try {
+      counts.value = await api.unreadCounts()
+    } catch {
+      // The badge is a hint: it stays as it was until the next event or poll.
+    }
+  }
+
+  /** Asks for the counts again soon: once for a burst of events, however busy the inbox. */
+  function refreshCounts(): void {
+    if (countsTimer) return
+    countsTimer = setTimeout(() => {
+      countsTimer = null
+      void loadCounts()
+    }, COUNTS_EVERY_MS)
+  }
+
   async function loadOverview(): Promise<void> {
+    void loadCounts()
     try {
       const page = await api.conversations({ limit: OVERVIEW_SIZE })
       overview.value = page.items
@@ -73,6 +105,7 @@ export const useRealtimeStore = defineStore('realtime', () => {
     const r = applyEvent(overview.value, ev, { view: EMPTY_VIEW, me: me(), openId: openId.value })
     overview.value = r.items
     fetchMissing(r.fetch)
+    refreshCounts()
     for (const l of listeners) l.event?.(ev)
   }
 
@@ -123,6 +156,9 @@ export const useRealtimeStore = defineStore('realtime', () => {
     pollTimer = null
     connectedOrg = null
     overview.value = []
+    counts.value = null
+    if (countsTimer) clearTimeout(countsTimer)
+    countsTimer = null
     status.value = 'idle'
   }
 
@@ -141,7 +177,8 @@ export const useRealtimeStore = defineStore('realtime', () => {
   /** Puts a conversation the inbox loaded or changed into the overview too. */
   function remember(c: Conversation): void {
     overview.value = upsertConversation(overview.value, c, EMPTY_VIEW, me())
+    refreshCounts()
   }
 
-  return { status, overview, openId, unread, unreadIn, sync, stop, subscribe, sendTyping, remember, loadOverview }
+  return { status, overview, openId, unread, unreadCounts, unreadIn, sync, stop, subscribe, sendTyping, remember, loadOverview }
 })
