@@ -314,8 +314,8 @@ func BenchmarkInboxList(b *testing.B) {
 				b.Fatal(len(mid), err)
 			}
 			base, client := listen(b, e)
-			get := func(query string) ([]map[string]any, error) {
-				req, err := http.NewRequest("GET", base+"/api/v1/conversations?"+query, nil)
+			fetch := func(path string) ([]byte, error) {
+				req, err := http.NewRequest("GET", base+path, nil)
 				if err != nil {
 					return nil, err
 				}
@@ -325,12 +325,19 @@ func BenchmarkInboxList(b *testing.B) {
 					return nil, err
 				}
 				defer res.Body.Close()
-				var page struct {
-					Items []map[string]any `json:"items"`
-				}
 				body, _ := io.ReadAll(res.Body)
 				if res.StatusCode != 200 {
 					return nil, fmt.Errorf("status %d: %s", res.StatusCode, body)
+				}
+				return body, nil
+			}
+			get := func(query string) ([]map[string]any, error) {
+				body, err := fetch("/api/v1/conversations?" + query)
+				if err != nil {
+					return nil, err
+				}
+				var page struct {
+					Items []map[string]any `json:"items"`
 				}
 				if err := json.Unmarshal(body, &page); err != nil {
 					return nil, err
@@ -363,6 +370,34 @@ func BenchmarkInboxList(b *testing.B) {
 					lat.report(b)
 				})
 			}
+
+			// The badge's counts: every conversation with unread messages that is not closed
+			// (about half the inbox here), read from their partial index.
+			var want int64
+			if err := e.App.DB.Run(tenant.WithOrg(e.Ctx, e.Acme), func(tx *gorm.DB) error {
+				return tx.Model(&conversations.Conversation{}).Where("unread > 0 AND status <> 'closed'").Count(&want).Error
+			}); err != nil {
+				b.Fatal(err)
+			}
+			body, err := fetch("/api/v1/conversations/unread-counts")
+			var counts conversations.UnreadCounts
+			if err != nil || json.Unmarshal(body, &counts) != nil || counts.All != want {
+				b.Fatalf("unread counts %s (%v), want all %d", body, err, want)
+			}
+			b.Logf("%d conversations with unread messages", want)
+			b.Run("unread_counts", func(b *testing.B) {
+				var lat latencies
+				mine := make([]time.Duration, 0, 1024)
+				for b.Loop() {
+					t := time.Now()
+					if _, err := fetch("/api/v1/conversations/unread-counts"); err != nil {
+						b.Fatal(err)
+					}
+					mine = append(mine, time.Since(t))
+				}
+				lat.add(mine)
+				lat.report(b)
+			})
 		})
 	}
 }
