@@ -47,7 +47,7 @@ func TestUnreadCounts(t *testing.T) {
 			owner.Do("PATCH", "/api/v1/conversations/"+conv["closed"], map[string]any{"status": "closed"}).Want(200)
 
 			for _, c := range []struct {
-				who                    *apptest.Client
+				who                   *apptest.Client
 				all, mine, unassigned float64
 			}{{owner, 3, 1, 1}, {agent, 3, 1, 1}, {e.Login("owner@globex.test"), 1, 0, 1}} {
 				if got := counts(c.who); got["all"] != c.all || got["mine"] != c.mine || got["unassigned"] != c.unassigned {
