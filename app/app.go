@@ -101,6 +101,7 @@ type App struct {
 	platformOrg atomic.Value // uuid.UUID
 	fileLimits  storage.Limits
 	stopSync    context.CancelFunc
+	stopRT      context.CancelFunc
 	sqlDB       *sql.DB
 }
 
@@ -332,13 +333,20 @@ func (a *App) publishPolicyChange(ctx context.Context) {
 	}
 }
 
+// StartRealtime subscribes to every node's realtime events, for the WebSockets this process
+// serves. Only `serve` needs it: a worker publishes events, and receiving every tenant's
+// events with no socket to give them to would be work for nothing.
+func (a *App) StartRealtime(ctx context.Context) {
+	ctx, a.stopRT = context.WithCancel(ctx)
+	if err := a.Realtime.Start(ctx); err != nil {
+		a.Log.ErrorContext(ctx, "start realtime fan-out", "err", err)
+	}
+}
+
 // StartSync follows other nodes' policy changes (and reloads every five minutes regardless, in
 // case a message was missed).
 func (a *App) StartSync(ctx context.Context) {
 	ctx, a.stopSync = context.WithCancel(ctx)
-	if err := a.Realtime.Start(ctx); err != nil {
-		a.Log.ErrorContext(ctx, "start realtime fan-out", "err", err)
-	}
 	sub := a.Queue.Redis().Subscribe(ctx, reloadChannel)
 	go func() {
 		defer sub.Close()
@@ -376,8 +384,10 @@ func (a *App) NewWorker() (*queue.Worker, *asynq.ServeMux, error) {
 
 // Close releases the queue and the database.
 func (a *App) Close() error {
-	if a.stopSync != nil {
-		a.stopSync()
+	for _, stop := range []context.CancelFunc{a.stopSync, a.stopRT} {
+		if stop != nil {
+			stop()
+		}
 	}
 	err := a.Queue.Close()
 	if a.sqlDB != nil {

@@ -195,6 +195,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, demo bool) 
 		return err
 	}
 	a.StartSync(ctx)
+	a.StartRealtime(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- a.HTTP.Listen(cfg.Addr) }()
 	if cfg.SMTPListen != "" {

@@ -157,7 +157,7 @@ func TestWidgetSocketDeliversAgentReplies(t *testing.T) {
 	e, owner, ch := widgetEnv(t, tenant.SQLite)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	e.App.StartSync(ctx)
+	e.App.StartRealtime(ctx)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
