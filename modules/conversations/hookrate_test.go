@@ -2,22 +2,30 @@ package conversations_test
 
 import (
 	"encoding/json"
+	"net/url"
 	"testing"
 	"time"
 
 	"github.com/switchboard-cloud/switchboard/app/apptest"
 	"github.com/switchboard-cloud/switchboard/modules/channels/apichannel"
+	"github.com/switchboard-cloud/switchboard/modules/channels/meta"
+	"github.com/switchboard-cloud/switchboard/modules/channels/wechat"
 	"github.com/switchboard-cloud/switchboard/tenant"
 )
 
 // TestHookRatePerTenant: a tenant's inbound webhooks share a budget (here one delivery a
 // second). Past it a signed delivery is answered 429 with Retry-After and nothing is stored;
 // the provider's later redelivery is stored once. Requests with a forged signature are refused
-// before they can spend the budget, and another tenant's deliveries have their own.
+// before they can spend the budget, another tenant's deliveries have their own, and neither a
+// verification handshake nor a provider that delivers only once (WeChat) is refused.
 func TestHookRatePerTenant(t *testing.T) {
 	e := apptest.New(t, tenant.SQLite, apptest.Options{Env: map[string]string{"SWITCHBOARD_HOOK_RATE_PER_TENANT": "1"}})
 	f := apichannel.Fixture()
 	chA, chB := apiChannels(t, e)
+	owner := e.Login("owner@acme.test")
+	wa, wc := meta.WhatsAppFixture(), wechat.Fixture()
+	chWA := openChannel(t, owner, e.Acme, wa, "http://127.0.0.1:9", nil)
+	chWC := openChannel(t, owner, e.Acme, wc, "http://127.0.0.1:9", nil)
 
 	for i := range 3 {
 		forged := f.Inbound(chA, "forged", "rate-cust", "not from the brand")
@@ -27,6 +35,19 @@ func TestHookRatePerTenant(t *testing.T) {
 		}
 	}
 	e.Deliver(f.Inbound(chA, "rate-1", "rate-cust", "first")).Want(200)
+
+	// With Acme's budget spent (the 429 below shows it still is): Meta's verification
+	// handshake stores nothing and is answered; WeChat does not deliver again after an error
+	// answer, so its message is taken whatever the budget (refusing it would lose it).
+	handshake := e.Anon().Do("GET", "/hooks/whatsapp/"+chWA.PublicID+"?"+url.Values{"hub.mode": {"subscribe"},
+		"hub.verify_token": {meta.FixtureVerifyToken}, "hub.challenge": {"1158201444"}}.Encode(), nil)
+	if handshake.Status != 200 || string(handshake.Body) != "1158201444" {
+		t.Fatalf("handshake with the budget spent: %d %s", handshake.Status, handshake.Body)
+	}
+	e.Deliver(wc.Inbound(chWC, "rate-wechat", "rate-wechat-cust", "微信消息")).Want(200)
+	if n := count(t, e, e.Acme, "messages", "channel_id = ?", chWC.ID); n != 1 {
+		t.Fatalf("the WeChat message was stored %d times", n)
+	}
 
 	second := f.Inbound(chA, "rate-2", "rate-cust", "second")
 	res := e.Deliver(second).Want(429)

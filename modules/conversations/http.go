@@ -428,9 +428,14 @@ func (m *Module) hook(c *fiber.Ctx) error {
 	case err != nil:
 		return err
 	}
-	// Counted once the signature holds: forged requests cannot spend a tenant's budget.
-	if err := m.svc.allowHook(ctx); err != nil {
-		return err
+	// Counted once the signature holds, so forged requests cannot spend a tenant's budget, and
+	// only for deliveries that store something and that the provider makes again after a 429:
+	// a verification handshake is never refused, nor is a delivery that would be lost.
+	stores := len(batch.Messages)+len(batch.Statuses)+len(batch.Calls) > 0
+	if stores && !p.Spec().DeliversOnce {
+		if err := m.svc.allowHook(ctx); err != nil {
+			return err
+		}
 	}
 	if _, err := m.svc.Ingest(ctx, ch, batch); err != nil {
 		return err // 5xx: the provider delivers again, and what was stored is not stored twice

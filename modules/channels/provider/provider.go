@@ -225,6 +225,10 @@ type Spec struct {
 	Defaults map[string]string
 	// Identities are the contact identity kinds a reply on this channel can go to, in order.
 	Identities []string
+	// DeliversOnce says the provider does not deliver a webhook again after an error answer
+	// (WeChat retries only a timeout; Twilio's voice callbacks are not retried): such a delivery
+	// is never refused for the tenant's webhook budget, which would lose it.
+	DeliversOnce bool
 }
 
 // Provider is one channel type's adapter.

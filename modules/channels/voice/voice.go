@@ -104,6 +104,8 @@ func (v *Voice) Spec() provider.Spec {
 		Secret:     []string{KeySecret, KeyAuthToken},
 		Defaults:   map[string]string{KeyAPIBase: DefaultAPIBase},
 		Identities: []string{provider.IdentityPhone},
+		// Twilio's call callbacks are not retried; a lost "ended" would lose the call's minutes.
+		DeliversOnce: true,
 	}
 }
 

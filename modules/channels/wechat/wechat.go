@@ -99,6 +99,8 @@ func (w *WeChat) Spec() provider.Spec {
 		Secret:     []string{"app_secret", "token", "encoding_aes_key"},
 		Defaults:   map[string]string{"api_base": DefaultAPIBase},
 		Identities: []string{provider.IdentityWeChatOpenID},
+		// WeChat delivers again only when no answer came within 5 s.
+		DeliversOnce: true,
 	}
 }
 
