@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -226,10 +227,13 @@ func (c *committer) write(group []*job) {
 // lockThreads makes the transactions that may open a conversation for the same sender, or
 // for the same provider thread, on a channel wait for each other across serve processes, as
 // a process's own lanes already do within it: a message looks for its sender's live
-// conversation only once the one before it that might have opened it has committed. It takes
-// PostgreSQL transaction-level advisory locks first thing in the transaction, in key order, so
-// two transactions never wait on each other's locks in a cycle. SQLite has one writer, which
-// orders everything already.
+// conversation only once the one before it that might have opened it has committed. A message
+// locks each of its sender's identities (any of them may name the contact) and its thread key.
+// The locks are PostgreSQL transaction-level advisory locks, taken first thing in the
+// transaction, before any row lock, and in key order, so two transactions never wait on each
+// other in a cycle. Two messages whose identities do not overlap still race if a stored
+// contact owns both; senders use the same identity on a channel in practice. SQLite has one
+// writer, which orders everything already.
 func (s *Service) lockThreads(ctx context.Context, ins []*inbound) error {
 	if s.db.Dialect() != tenant.Postgres {
 		return nil
@@ -244,26 +248,32 @@ func (s *Service) lockThreads(ctx context.Context, ins []*inbound) error {
 	}
 	keys := make([]int64, 0, len(ins))
 	for _, in := range ins {
-		sender := senderKey(in)
-		if len(in.m.From) > 0 {
-			if n, err := contacts.NormalizeIdentity(in.m.From[0]); err == nil {
-				sender = n.Kind + ":" + n.Value // the form the contact is found by
+		n := len(keys)
+		for _, id := range in.m.From {
+			if id, err := contacts.NormalizeIdentity(id); err == nil { // the form contacts are found by
+				keys = append(keys, key(in.ch.ID, "sender:"+id.Kind+":"+id.Value))
 			}
 		}
-		keys = append(keys, key(in.ch.ID, "sender:"+sender))
+		if len(keys) == n {
+			keys = append(keys, key(in.ch.ID, "sender:"+senderKey(in)))
+		}
 		if in.m.ThreadKey != "" {
 			keys = append(keys, key(in.ch.ID, "thread:"+in.m.ThreadKey))
 		}
 	}
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
-	calls := make([]string, len(keys))
-	args := make([]any, len(keys))
+	list := make([]string, len(keys))
 	for i, k := range keys {
-		calls[i], args[i] = "pg_advisory_xact_lock(?::bigint)", k
+		list[i] = strconv.FormatInt(k, 10)
 	}
-	// One statement; PostgreSQL evaluates its select list left to right, so in key order.
-	if err := s.db.Run(ctx, func(tx *gorm.DB) error { return tx.Exec("SELECT "+strings.Join(calls, ", "), args...).Error }); err != nil {
+	// One statement with one text whatever the number of keys (an array literal), taking the
+	// locks in the array's order: ORDER BY the ordinality is the order the function scan yields
+	// its rows in (the plan has no Sort), and the lock is evaluated row by row as they come.
+	q := "SELECT pg_advisory_xact_lock(k) FROM unnest(?::bigint[]) WITH ORDINALITY AS t(k, n) ORDER BY n"
+	if err := s.db.Run(ctx, func(tx *gorm.DB) error {
+		return tx.Exec(q, "{"+strings.Join(list, ",")+"}").Error
+	}); err != nil {
 		return fmt.Errorf("conversations: lock threads: %w", err)
 	}
 	return nil
