@@ -150,9 +150,10 @@ func New(t testing.TB, dialect tenant.Dialect, o ...Options) *Env {
 	return e
 }
 
-// Node starts another Switchboard process on the Env's database (and Redis, if it has one), as
-// a second `serve` behind the same load balancer would be: its own caches, group-commit lanes
-// and connections.
+// Node starts another Switchboard process on the Env's database, as a second `serve` behind
+// the same load balancer would be: its own caches, group-commit lanes and connections. It
+// shares the Env's Redis when REDIS_URL names one; otherwise each has its own in-process
+// server, and realtime events, policy reloads and queued jobs do not cross between them.
 func (e *Env) Node() *app.App {
 	e.T.Helper()
 	a, err := app.New(e.Ctx, e.Cfg, slog.New(slog.DiscardHandler), app.Options{})

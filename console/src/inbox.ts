@@ -169,6 +169,26 @@ export function applyEvent(items: Conversation[], ev: RealtimeEvent, ctx: ApplyC
 }
 
 /**
+ * Whether an event can change how many conversations have unread messages (the badge): a new
+ * conversation or customer message, or a change of status, assignee or unread count. Typing,
+ * presence, notes and delivery statuses cannot.
+ */
+export function changesUnreadCounts(ev: RealtimeEvent): boolean {
+  switch (ev.kind) {
+    case 'conversation.created':
+      return true
+    case 'message.created':
+      return !(ev.payload as Message | null)?.private
+    case 'conversation.updated': {
+      const changes = (ev.payload as { changes?: Record<string, unknown> } | null)?.changes ?? {}
+      return 'status' in changes || 'assignee_id' in changes || 'unread' in changes
+    }
+    default:
+      return false
+  }
+}
+
+/**
  * Applies an event to the open conversation's thread (oldest first): new messages and notes
  * join once (the answer to our own POST and its event carry the same id), status changes
  * and failures land on their message, attachments that finished downloading replace theirs.

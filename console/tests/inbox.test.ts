@@ -5,6 +5,7 @@ import {
   applyRetryAnswer,
   applyEvent,
   applyThreadEvent,
+  changesUnreadCounts,
   EMPTY_VIEW,
   insertCanned,
   matchCanned,
@@ -205,6 +206,23 @@ describe('applyEvent', () => {
     expect(unreadConversations(list)).toBe(1)
     const { items } = applyEvent(list, event('message.created', message('m1', 'a'), 'a'), all)
     expect(unreadConversations(items)).toBe(2)
+  })
+})
+
+describe('changesUnreadCounts', () => {
+  it.each([
+    ['a new conversation', event('conversation.created', conv('n', 1), 'n'), true],
+    ['a customer message', event('message.created', message('m1', 'a'), 'a'), true],
+    ['an agent reply (clears unread)', event('message.created', message('m2', 'a', { direction: 'out' }), 'a'), true],
+    ['a private note', event('message.created', message('m3', 'a', { private: true, direction: 'internal' }), 'a'), false],
+    ['a status change', event('conversation.updated', { id: 'a', changes: { status: { from: 'open', to: 'closed' } } }, 'a'), true],
+    ['an assignment', event('conversation.updated', { id: 'a', changes: { assignee_id: ME } }, 'a'), true],
+    ['marked read', event('conversation.updated', { id: 'a', changes: { unread: 0 } }, 'a'), true],
+    ['new tags', event('conversation.updated', { id: 'a', changes: { tags: 'changed' } }, 'a'), false],
+    ['typing', event('typing', { user_id: 'u' }, 'a'), false],
+    ['a delivery status', event('message.updated', { id: 'm2', status: 'delivered' }, 'a'), false],
+  ])('%s', (_, ev, want) => {
+    expect(changesUnreadCounts(ev)).toBe(want)
   })
 })
 

@@ -1,7 +1,7 @@
 import { computed, ref } from 'vue'
 import { defineStore } from 'pinia'
 import { api } from '../api'
-import { applyEvent, EMPTY_VIEW, matchesView, unreadConversations, upsertConversation, type InboxView } from '../inbox'
+import { applyEvent, changesUnreadCounts, EMPTY_VIEW, matchesView, unreadConversations, upsertConversation, type InboxView } from '../inbox'
 import { RealtimeClient, realtimeUrl, type RealtimeStatus } from '../realtime'
 import type { Conversation, RealtimeEvent, UnreadCounts } from '../types'
 import { useSessionStore } from './session'
@@ -43,6 +43,8 @@ export const useRealtimeStore = defineStore('realtime', () => {
 
   const counts = ref<UnreadCounts | null>(null)
   let countsTimer: ReturnType<typeof setTimeout> | null = null
+  /** Numbers the requests for counts: only the newest answer counts, and none after stop(). */
+  let countsSeq = 0
 
   /** Conversations with unread messages in a view (mine, unassigned, …) of the overview. */
   function unreadIn(view: InboxView): number {
@@ -61,8 +63,10 @@ export const useRealtimeStore = defineStore('realtime', () => {
   const unread = computed(() => unreadCounts.value.all)
 
   async function loadCounts(): Promise<void> {
+    const seq = ++countsSeq
     try {
-      counts.value = await api.unreadCounts()
+      const c = await api.unreadCounts()
+      if (seq === countsSeq) counts.value = c
     } catch {
       // The badge is a hint: it stays as it was until the next event or poll.
     }
@@ -105,7 +109,7 @@ export const useRealtimeStore = defineStore('realtime', () => {
     const r = applyEvent(overview.value, ev, { view: EMPTY_VIEW, me: me(), openId: openId.value })
     overview.value = r.items
     fetchMissing(r.fetch)
-    refreshCounts()
+    if (changesUnreadCounts(ev)) refreshCounts()
     for (const l of listeners) l.event?.(ev)
   }
 
@@ -157,6 +161,7 @@ export const useRealtimeStore = defineStore('realtime', () => {
     connectedOrg = null
     overview.value = []
     counts.value = null
+    countsSeq++ // an answer still on its way belongs to the organisation left behind
     if (countsTimer) clearTimeout(countsTimer)
     countsTimer = null
     status.value = 'idle'
