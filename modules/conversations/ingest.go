@@ -201,22 +201,14 @@ func (s *Service) storeAlone(ctx context.Context, in *inbound) (uuid.UUID, bool,
 	// A delivery seen before is not looked up first: the message's insert finds it on the
 	// unique (channel, provider id) key and rolls back what the transaction did until then.
 	// Redeliveries are rare; the lookup cost every new message a statement in the write lock.
-	var err error
-	for attempt := 1; ; attempt++ {
-		err = s.db.Tx(ctx, func(ctx context.Context) error {
-			if err := s.lockThreads(ctx, []*inbound{in}); err != nil {
-				return err
-			}
-			var err error
-			msgID, fetch, err = s.store(ctx, in)
+	err := s.txRetrying(ctx, func(ctx context.Context) error {
+		if err := s.lockThreads(ctx, []*inbound{in}); err != nil {
 			return err
-		})
-		// PostgreSQL may pick this transaction as a deadlock's victim (a tenant's concurrent
-		// groups lock contacts and conversations); it is run again rather than answered 500.
-		if !tenant.Retryable(err) || tenant.InTx(ctx) || attempt == 3 {
-			break
 		}
-	}
+		var err error
+		msgID, fetch, err = s.store(ctx, in)
+		return err
+	})
 	if errors.Is(err, errDuplicate) {
 		return s.knownDelivery(ctx, in.ch.ID, in.pid)
 	}
@@ -230,6 +222,20 @@ func (s *Service) storeAlone(ctx context.Context, in *inbound) (uuid.UUID, bool,
 		s.enqueueFetch(ctx, a)
 	}
 	return msgID, true, nil
+}
+
+// txRetrying runs fn in a transaction of its own, and again, up to three runs in all, when
+// PostgreSQL picks that transaction as a deadlock's or a serialization failure's victim (a
+// tenant's concurrent ingest transactions lock contacts and conversations): the provider is
+// answered as if nothing happened rather than 500. Inside a caller's transaction fn runs once;
+// the failure is the caller's to handle.
+func (s *Service) txRetrying(ctx context.Context, fn func(ctx context.Context) error) error {
+	for attempt := 1; ; attempt++ {
+		err := s.db.Tx(ctx, fn)
+		if !tenant.Retryable(err) || tenant.InTx(ctx) || attempt == 3 {
+			return err
+		}
+	}
 }
 
 // store writes a prepared message inside the transaction in ctx: its contact, its
@@ -660,7 +666,8 @@ func (s *Service) applyStatus(ctx context.Context, ch provider.Channel, st provi
 		return false, nil
 	}
 	var applied bool
-	err := s.db.Tx(ctx, func(ctx context.Context) error {
+	err := s.txRetrying(ctx, func(ctx context.Context) error {
+		applied = false
 		var msg Message
 		err := s.db.Run(ctx, func(tx *gorm.DB) error {
 			return tx.Where("channel_id = ? AND provider_id = ? AND direction = ?", ch.ID, st.ProviderID, DirOut).Take(&msg).Error
@@ -705,7 +712,7 @@ func (s *Service) ingestCall(ctx context.Context, ch provider.Channel, ev provid
 		ev.At = s.now()
 	}
 	callID := clipText(ev.CallID, 255)
-	return s.db.Tx(ctx, func(ctx context.Context) error {
+	return s.txRetrying(ctx, func(ctx context.Context) error {
 		var call Call
 		err := s.db.Run(ctx, func(tx *gorm.DB) error {
 			return tx.Where("channel_id = ? AND provider_call_id = ?", ch.ID, callID).Take(&call).Error
