@@ -397,6 +397,21 @@ func Retryable(err error) bool {
 	return false
 }
 
+// TxRetrying runs fn in a transaction as Tx does, and again, up to three runs in all, when
+// PostgreSQL rolls that transaction back as a deadlock's or a serialization failure's victim
+// (Retryable): for work that contends for the same rows as its neighbours, such as storing a
+// tenant's inbound messages, whose caller would otherwise answer 500 for a conflict that running
+// again resolves. Inside a caller's transaction fn runs once and the failure is the caller's,
+// whose transaction is the one to run again.
+func (d *DB) TxRetrying(ctx context.Context, fn func(ctx context.Context) error) error {
+	for attempt := 1; ; attempt++ {
+		err := d.Tx(ctx, fn)
+		if !Retryable(err) || InTx(ctx) || attempt == 3 {
+			return err
+		}
+	}
+}
+
 // InTx reports whether ctx carries a transaction.
 func InTx(ctx context.Context) bool {
 	_, ok := ctx.Value(txKey).(txKeyValue)

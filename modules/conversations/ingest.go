@@ -201,7 +201,7 @@ func (s *Service) storeAlone(ctx context.Context, in *inbound) (uuid.UUID, bool,
 	// A delivery seen before is not looked up first: the message's insert finds it on the
 	// unique (channel, provider id) key and rolls back what the transaction did until then.
 	// Redeliveries are rare; the lookup cost every new message a statement in the write lock.
-	err := s.txRetrying(ctx, func(ctx context.Context) error {
+	err := s.db.TxRetrying(ctx, func(ctx context.Context) error {
 		if err := s.lockThreads(ctx, []*inbound{in}); err != nil {
 			return err
 		}
@@ -222,20 +222,6 @@ func (s *Service) storeAlone(ctx context.Context, in *inbound) (uuid.UUID, bool,
 		s.enqueueFetch(ctx, a)
 	}
 	return msgID, true, nil
-}
-
-// txRetrying runs fn in a transaction of its own, and again, up to three runs in all, when
-// PostgreSQL picks that transaction as a deadlock's or a serialization failure's victim (a
-// tenant's concurrent ingest transactions lock contacts and conversations): the provider is
-// answered as if nothing happened rather than 500. Inside a caller's transaction fn runs once;
-// the failure is the caller's to handle.
-func (s *Service) txRetrying(ctx context.Context, fn func(ctx context.Context) error) error {
-	for attempt := 1; ; attempt++ {
-		err := s.db.Tx(ctx, fn)
-		if !tenant.Retryable(err) || tenant.InTx(ctx) || attempt == 3 {
-			return err
-		}
-	}
 }
 
 // store writes a prepared message inside the transaction in ctx: its contact, its
@@ -666,7 +652,7 @@ func (s *Service) applyStatus(ctx context.Context, ch provider.Channel, st provi
 		return false, nil
 	}
 	var applied bool
-	err := s.txRetrying(ctx, func(ctx context.Context) error {
+	err := s.db.TxRetrying(ctx, func(ctx context.Context) error {
 		applied = false
 		var msg Message
 		err := s.db.Run(ctx, func(tx *gorm.DB) error {
@@ -712,7 +698,7 @@ func (s *Service) ingestCall(ctx context.Context, ch provider.Channel, ev provid
 		ev.At = s.now()
 	}
 	callID := clipText(ev.CallID, 255)
-	return s.txRetrying(ctx, func(ctx context.Context) error {
+	return s.db.TxRetrying(ctx, func(ctx context.Context) error {
 		var call Call
 		err := s.db.Run(ctx, func(tx *gorm.DB) error {
 			return tx.Where("channel_id = ? AND provider_call_id = ?", ch.ID, callID).Take(&call).Error
