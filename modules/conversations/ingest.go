@@ -229,7 +229,6 @@ func (s *Service) storeAlone(ctx context.Context, in *inbound) (uuid.UUID, bool,
 // and the realtime events. It returns the new message's id and the attachments to fetch once
 // committed; errDuplicate and errNoThread say the transaction must roll back.
 func (s *Service) store(ctx context.Context, in *inbound) (uuid.UUID, []uuid.UUID, error) {
-	tid, _ := tenant.ID(ctx)
 	m := in.m
 	contactID, _, err := s.contacts.Resolve(ctx, m.From, m.Name, m.Locale)
 	if err != nil {
@@ -242,27 +241,11 @@ func (s *Service) store(ctx context.Context, in *inbound) (uuid.UUID, []uuid.UUI
 	if conv.ID == uuid.Nil {
 		return uuid.Nil, nil, errNoThread
 	}
-	if created {
-		if err := s.db.Run(ctx, func(tx *gorm.DB) error { return tx.Create(&conv).Error }); err != nil {
-			return uuid.Nil, nil, fmt.Errorf("conversations: open conversation: %w", err)
-		}
-	}
-	now := s.now()
-	msg := newInbound(tid, in, conv.ID, contactID, now)
-	atts, fetch := attachmentRows(tid, in, msg.ID, conv.ID, now)
-	if err := s.insertInbound(ctx, []Message{msg}, atts); err != nil {
+	ids, fetch, err := s.writePlaced(ctx, []placed{{in: in, contact: contactID, conv: &conv, created: created}})
+	if err != nil {
 		return uuid.Nil, nil, err
 	}
-	t := convTouch{}
-	reopened := t.add(&conv, &msg, m.AutoReply)
-	if err := s.touchConversations(ctx, []convTouch{t}); err != nil {
-		return uuid.Nil, nil, err
-	}
-	msg.Attachments = atts
-	if err := s.announce(ctx, in, contactID, conv, created, reopened, msg); err != nil {
-		return uuid.Nil, nil, err
-	}
-	return msg.ID, fetch, nil
+	return ids[0], fetch[0], nil
 }
 
 // simple says whether a message can be stored by storeGroup: it joins its contact's live
@@ -294,19 +277,7 @@ func (s *Service) storeGroup(ctx context.Context, ins []*inbound) ([]uuid.UUID, 
 		return nil, nil, err
 	}
 	now := s.now()
-	type stored struct {
-		conv     Conversation // as the message found it
-		created  bool
-		reopened string
-		msg      Message
-	}
-	out := make([]stored, len(ins))
-	var opened []Conversation
-	var msgs []Message
-	var atts []Attachment
-	fetch := make([][]uuid.UUID, len(ins))
-	touches := map[uuid.UUID]*convTouch{}
-	var touched []uuid.UUID
+	ps := make([]placed, len(ins))
 	for i, in := range ins {
 		key := threadKey{contact: who[i], channel: in.ch.ID}
 		conv := live[key]
@@ -317,23 +288,61 @@ func (s *Service) storeGroup(ctx context.Context, ins []*inbound) ([]uuid.UUID, 
 			}
 			c := newConversation(tid, in.ch, who[i], in.m, now)
 			conv, created = &c, true
-			live[key] = conv
-			opened = append(opened, c)
+			live[key] = conv // the sender's next message joins it
 		}
-		msg := newInbound(tid, in, conv.ID, who[i], now)
-		a, f := attachmentRows(tid, in, msg.ID, conv.ID, now)
+		ps[i] = placed{in: in, contact: who[i], conv: conv, created: created}
+	}
+	return s.writePlaced(ctx, ps)
+}
+
+// placed is an inbound message with the contact it comes from and the conversation it joins:
+// found, or made by the message (created) and not yet inserted. Messages of one conversation
+// share conv, which writePlaced moves on as each is stored.
+type placed struct {
+	in      *inbound
+	contact uuid.UUID
+	conv    *Conversation
+	created bool
+}
+
+// writePlaced writes placed messages inside the transaction in ctx, as storing each in turn
+// would: the conversations they open, the messages and their attachments (one statement each),
+// the conversations' touches (one statement), then each message's usage, realtime and domain
+// events, in order. It returns each message's id and its attachments to fetch once committed;
+// a message stored before makes it errDuplicate.
+func (s *Service) writePlaced(ctx context.Context, ps []placed) ([]uuid.UUID, [][]uuid.UUID, error) {
+	tid, _ := tenant.ID(ctx)
+	now := s.now()
+	type stored struct {
+		conv     Conversation // as the message found it
+		reopened string
+		msg      Message
+	}
+	out := make([]stored, len(ps))
+	var opened []Conversation
+	var msgs []Message
+	var atts []Attachment
+	fetch := make([][]uuid.UUID, len(ps))
+	touches := map[uuid.UUID]*convTouch{}
+	var touched []uuid.UUID
+	for i, p := range ps {
+		if p.created {
+			opened = append(opened, *p.conv)
+		}
+		msg := newInbound(tid, p.in, p.conv.ID, p.contact, now)
+		a, f := attachmentRows(tid, p.in, msg.ID, p.conv.ID, now)
 		msg.Attachments = a
 		atts, fetch[i] = append(atts, a...), f
-		t := touches[conv.ID]
+		t := touches[p.conv.ID]
 		if t == nil {
 			t = &convTouch{}
-			touches[conv.ID] = t
-			touched = append(touched, conv.ID)
+			touches[p.conv.ID] = t
+			touched = append(touched, p.conv.ID)
 		}
-		out[i] = stored{conv: *conv, created: created, msg: msg}
+		out[i] = stored{conv: *p.conv, msg: msg}
 		// add moves conv on (it is open once a customer writes), as the next message of the
 		// conversation would find it stored alone.
-		out[i].reopened = t.add(conv, &msg, in.m.AutoReply)
+		out[i].reopened = t.add(p.conv, &msg, p.in.m.AutoReply)
 		msgs = append(msgs, msg)
 	}
 	if len(opened) > 0 {
@@ -351,10 +360,10 @@ func (s *Service) storeGroup(ctx context.Context, ins []*inbound) ([]uuid.UUID, 
 	if err := s.touchConversations(ctx, ts); err != nil {
 		return nil, nil, err
 	}
-	ids := make([]uuid.UUID, len(ins))
-	for i, in := range ins {
+	ids := make([]uuid.UUID, len(ps))
+	for i, p := range ps {
 		o := out[i]
-		if err := s.announce(ctx, in, who[i], o.conv, o.created, o.reopened, o.msg); err != nil {
+		if err := s.announce(ctx, p.in, p.contact, o.conv, p.created, o.reopened, o.msg); err != nil {
 			return nil, nil, err
 		}
 		ids[i] = o.msg.ID
@@ -377,14 +386,27 @@ func (s *Service) liveThreads(ctx context.Context, contactIDs []uuid.UUID) (map[
 	}); err != nil {
 		return nil, fmt.Errorf("conversations: find threads: %w", err)
 	}
-	out := map[threadKey]*Conversation{}
-	for i := range rows {
-		k := threadKey{contact: rows[i].ContactID, channel: rows[i].ChannelID}
-		if c := out[k]; c == nil || bytes.Compare(rows[i].ID[:], c.ID[:]) > 0 {
-			out[k] = &rows[i]
-		}
+	byKey := map[threadKey][]Conversation{}
+	for _, c := range rows {
+		k := threadKey{contact: c.ContactID, channel: c.ChannelID}
+		byKey[k] = append(byKey[k], c)
+	}
+	out := make(map[threadKey]*Conversation, len(byKey))
+	for k, cs := range byKey {
+		out[k] = newest(cs)
 	}
 	return out, nil
+}
+
+// newest is the conversation opened last of cs (ids are time-ordered), or nil.
+func newest(cs []Conversation) *Conversation {
+	var n *Conversation
+	for i := range cs {
+		if n == nil || bytes.Compare(cs[i].ID[:], n.ID[:]) > 0 {
+			n = &cs[i]
+		}
+	}
+	return n
 }
 
 func uniq(ids []uuid.UUID) []uuid.UUID {
@@ -573,60 +595,43 @@ var threadColumns = []string{"tenant_id", "id", "channel_id", "contact_id", "sta
 // headers win, then the provider's thread key, then the contact's conversation on the channel
 // that is still open. An auto-reply never opens a conversation.
 func (s *Service) threadFor(ctx context.Context, ch provider.Channel, contactID uuid.UUID, m provider.InboundMessage) (Conversation, bool, error) {
-	var conv Conversation
-	find := func(q func(tx *gorm.DB) *gorm.DB) (bool, error) {
-		err := s.db.Run(ctx, func(tx *gorm.DB) error { return q(tx).Take(&conv).Error })
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return false, nil
-		}
-		if err != nil {
-			return false, fmt.Errorf("conversations: find thread: %w", err)
-		}
-		return true, nil
-	}
 	refs := append([]string{}, m.References...)
 	if m.InReplyTo != "" {
 		refs = append(refs, m.InReplyTo)
 	}
 	if len(refs) > 0 {
-		ok, err := find(func(tx *gorm.DB) *gorm.DB {
+		var conv Conversation
+		err := s.db.Run(ctx, func(tx *gorm.DB) error {
 			return tx.Select(threadColumns).Where("id = (?)", tx.Model(&Message{}).Select("conversation_id").
-				Where("channel_id = ? AND provider_id IN ?", ch.ID, refs).Order("id DESC").Limit(1))
+				Where("channel_id = ? AND provider_id IN ?", ch.ID, refs).Order("id DESC").Limit(1)).Take(&conv).Error
 		})
-		if ok || err != nil {
-			return conv, false, err
+		switch {
+		case err == nil:
+			return conv, false, nil
+		case !errors.Is(err, gorm.ErrRecordNotFound):
+			return Conversation{}, false, fmt.Errorf("conversations: find thread: %w", err)
 		}
 	}
-	// The newest candidate is picked here, not with ORDER BY id DESC: given that order SQLite
-	// walks the primary key through every conversation of the tenant instead of using the
+	// The newest candidate is picked here (newest), not with ORDER BY id DESC: given that order
+	// SQLite walks the primary key through every conversation of the tenant instead of using the
 	// thread or contact index. Candidates are few: one thread, or one contact's live ones.
-	newest := func(q func(tx *gorm.DB) *gorm.DB, keep func(c *Conversation) bool) (bool, error) {
-		var rows []Conversation
-		if err := s.db.Run(ctx, func(tx *gorm.DB) error { return q(tx).Select(threadColumns).Find(&rows).Error }); err != nil {
-			return false, fmt.Errorf("conversations: find thread: %w", err)
-		}
-		found := false
-		for i := range rows {
-			if keep(&rows[i]) && (!found || bytes.Compare(rows[i].ID[:], conv.ID[:]) > 0) {
-				conv, found = rows[i], true
-			}
-		}
-		return found, nil
-	}
 	if m.ThreadKey != "" {
-		ok, err := newest(func(tx *gorm.DB) *gorm.DB {
-			return tx.Where("channel_id = ? AND thread_key = ? AND status <> 'closed'", ch.ID, m.ThreadKey)
-		}, func(*Conversation) bool { return true })
-		if ok || err != nil {
-			return conv, false, err
+		var rows []Conversation
+		if err := s.db.Run(ctx, func(tx *gorm.DB) error {
+			return tx.Select(threadColumns).Where("channel_id = ? AND thread_key = ? AND status <> 'closed'", ch.ID, m.ThreadKey).Find(&rows).Error
+		}); err != nil {
+			return Conversation{}, false, fmt.Errorf("conversations: find thread: %w", err)
+		}
+		if c := newest(rows); c != nil {
+			return *c, false, nil
 		}
 	} else {
-		// By contact alone, the one index SQLite cannot mistake; the channel is checked here.
-		ok, err := newest(func(tx *gorm.DB) *gorm.DB {
-			return tx.Where("contact_id = ? AND status IN ('open', 'pending', 'snoozed')", contactID)
-		}, func(c *Conversation) bool { return c.ChannelID == ch.ID })
-		if ok || err != nil {
-			return conv, false, err
+		live, err := s.liveThreads(ctx, []uuid.UUID{contactID})
+		if err != nil {
+			return Conversation{}, false, err
+		}
+		if c := live[threadKey{contact: contactID, channel: ch.ID}]; c != nil {
+			return *c, false, nil
 		}
 	}
 	if m.AutoReply {
