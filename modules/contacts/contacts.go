@@ -146,22 +146,16 @@ func (s *Service) Resolve(ctx context.Context, from []provider.Identity, name, l
 	var contactID uuid.UUID
 	created := false
 	err := s.db.Tx(ctx, func(ctx context.Context) error {
-		if len(norm) == 1 {
-			// The common case, a returning sender with one identity: find and touch the contact
-			// in one statement.
-			id, err := s.touch(ctx, tid, norm[0], name)
-			if err != nil || id != uuid.Nil {
-				contactID = id
-				return err
-			}
-		}
-		found, err := s.lookup(ctx, norm)
+		// The contacts the identities name, with what markActive needs: a returning sender is
+		// found and, at most, touched, in two statements.
+		found, err := s.knownBy(ctx, tid, norm)
 		if err != nil {
 			return err
 		}
+		var known Contact
 		for _, id := range norm {
 			if c, ok := found[id]; ok {
-				contactID = c
+				known, contactID = c, c.ID
 				break
 			}
 		}
@@ -206,13 +200,7 @@ func (s *Service) Resolve(ctx context.Context, from []provider.Identity, name, l
 			}
 		}
 		if !created {
-			var c Contact
-			if err := s.db.Run(ctx, func(tx *gorm.DB) error {
-				return tx.Select(activityColumns).Where("id = ?", contactID).Take(&c).Error
-			}); err != nil {
-				return fmt.Errorf("contacts: resolve: %w", err)
-			}
-			return s.markActive(ctx, c, name)
+			return s.markActive(ctx, known, name)
 		}
 		return s.reindex(ctx, contactID)
 	})
@@ -239,28 +227,14 @@ func (s *Service) ResolveAll(ctx context.Context, senders []Sender) ([]uuid.UUID
 	// A sender of several identities may, through Resolve, give a known contact a name or more
 	// identities, which what was read of it beforehand would not show: a group with one goes
 	// through Resolve in order.
-	batch := true
-	for _, sd := range senders {
-		if len(sd.From) != 1 {
-			batch = false
-			break
-		}
-	}
 	single := make([]provider.Identity, len(senders)) // the one identity of each sender, if batched
 	var keys []provider.Identity
-	seen := map[provider.Identity]bool{}
-	for i, sd := range senders {
-		if !batch {
-			break
-		}
-		n, err := NormalizeIdentity(sd.From[0])
-		if err != nil {
-			continue
-		}
-		single[i] = n
-		if !seen[n] {
-			seen[n] = true
-			keys = append(keys, n)
+	if !slices.ContainsFunc(senders, func(sd Sender) bool { return len(sd.From) != 1 }) {
+		for i, sd := range senders {
+			if n, err := NormalizeIdentity(sd.From[0]); err == nil {
+				single[i] = n
+				keys = append(keys, n)
+			}
 		}
 	}
 	out := make([]uuid.UUID, len(senders))
@@ -308,7 +282,7 @@ func (s *Service) ResolveAll(ctx context.Context, senders []Sender) ([]uuid.UUID
 				if err := s.markActive(ctx, m.c, m.name); err != nil {
 					return err
 				}
-			case m.c.LastActivityAt == nil || now.Sub(*m.c.LastActivityAt) >= activityGrain:
+			case activityStale(m.c, now):
 				stale = append(stale, id)
 			}
 		}
@@ -342,17 +316,11 @@ func (s *Service) knownBy(ctx context.Context, tid uuid.UUID, keys []provider.Id
 		LastActivityAt *time.Time
 	}
 	err := s.db.Run(ctx, func(tx *gorm.DB) error {
-		// Only (kind, value) pairs in the OR, as in lookup, so SQLite seeks the unique index
-		// once for each. The join names its tenant here: the tenant filter covers the
-		// statement's own table only.
-		q := tx.Session(&gorm.Session{NewDB: true}).Where("i.kind = ? AND i.value = ?", keys[0].Kind, keys[0].Value)
-		for _, k := range keys[1:] {
-			q = q.Or("i.kind = ? AND i.value = ?", k.Kind, k.Value)
-		}
+		// The join names its tenant here: the tenant filter covers the statement's own table only.
 		return tx.Table("contact_identities i").
 			Select("i.kind, i.value, c.id, c.name, c.last_activity_at").
 			Joins("JOIN contacts c ON c.tenant_id = i.tenant_id AND c.id = i.contact_id AND c.tenant_id = ?", tid).
-			Where(q).Scan(&rows).Error
+			Where(anyIdentity(tx, "i.", keys)).Scan(&rows).Error
 	})
 	if err != nil {
 		return nil, fmt.Errorf("contacts: find senders: %w", err)
@@ -367,28 +335,13 @@ func (s *Service) knownBy(ctx context.Context, tid uuid.UUID, keys []provider.Id
 // messages a minute has it written once a minute, not on every message.
 const activityGrain = time.Minute
 
+// activityStale says whether contact c's last_activity_at is to be written again at now.
+func activityStale(c Contact, now time.Time) bool {
+	return c.LastActivityAt == nil || now.Sub(*c.LastActivityAt) >= activityGrain
+}
+
 // activityColumns are what markActive needs of a contact.
 var activityColumns = []string{"tenant_id", "id", "name", "last_activity_at"}
-
-// touch marks the activity of the contact an identity belongs to (see markActive) and returns
-// its id, or uuid.Nil when the identity is unknown; the contact is found in one statement.
-func (s *Service) touch(ctx context.Context, tid uuid.UUID, id provider.Identity, name string) (uuid.UUID, error) {
-	var got []Contact
-	err := s.db.Run(ctx, func(tx *gorm.DB) error {
-		// The subquery is named with its tenant here: the tenant filter covers the statement's
-		// own table only.
-		owner := tx.Session(&gorm.Session{NewDB: true}).Table("contact_identities").Select("contact_id").
-			Where("tenant_id = ? AND kind = ? AND value = ?", tid, id.Kind, id.Value)
-		return tx.Select(activityColumns).Where("id = (?)", owner).Find(&got).Error
-	})
-	if err != nil {
-		return uuid.Nil, fmt.Errorf("contacts: touch: %w", err)
-	}
-	if len(got) == 0 {
-		return uuid.Nil, nil
-	}
-	return got[0].ID, s.markActive(ctx, got[0], name)
-}
 
 // markActive records that contact c (read with activityColumns) just wrote, giving it name if
 // it has none. It writes only when its activity is older than activityGrain or the name is to be
@@ -397,7 +350,7 @@ func (s *Service) touch(ctx context.Context, tid uuid.UUID, id provider.Identity
 func (s *Service) markActive(ctx context.Context, c Contact, name string) error {
 	now := s.now()
 	upd := map[string]any{}
-	if c.LastActivityAt == nil || now.Sub(*c.LastActivityAt) >= activityGrain {
+	if activityStale(c, now) {
 		upd["last_activity_at"] = now
 	}
 	if name = clip(name, 200); name != "" && c.Name == "" {
@@ -417,6 +370,23 @@ func (s *Service) markActive(ctx context.Context, c Contact, name string) error 
 	return nil
 }
 
+// anyIdentity is the condition "one of ids" on the identities table (its columns prefixed with
+// prefix, such as "i."), for a non-empty ids. Only (kind, value) pairs are ORed: a constant term
+// in the OR (such as "1 = 0") makes SQLite give up the unique index and read every identity of
+// the tenant; with pairs alone it seeks the index once for each. A pair given twice is one term.
+func anyIdentity(tx *gorm.DB, prefix string, ids []provider.Identity) *gorm.DB {
+	term := prefix + "kind = ? AND " + prefix + "value = ?"
+	q := tx.Session(&gorm.Session{NewDB: true}).Where(term, ids[0].Kind, ids[0].Value)
+	seen := map[provider.Identity]bool{ids[0]: true}
+	for _, id := range ids[1:] {
+		if !seen[id] {
+			seen[id] = true
+			q = q.Or(term, id.Kind, id.Value)
+		}
+	}
+	return q
+}
+
 // lookup maps the identities that exist to their contacts.
 func (s *Service) lookup(ctx context.Context, ids []provider.Identity) (map[provider.Identity]uuid.UUID, error) {
 	out := map[provider.Identity]uuid.UUID{}
@@ -424,15 +394,7 @@ func (s *Service) lookup(ctx context.Context, ids []provider.Identity) (map[prov
 		return out, nil
 	}
 	var rows []Identity
-	err := s.db.Run(ctx, func(tx *gorm.DB) error {
-		// Only (kind, value) pairs: a constant term in the OR (such as "1 = 0") makes SQLite
-		// give up the unique index and read every identity of the tenant.
-		q := tx.Where("kind = ? AND value = ?", ids[0].Kind, ids[0].Value)
-		for _, id := range ids[1:] {
-			q = q.Or("kind = ? AND value = ?", id.Kind, id.Value)
-		}
-		return tx.Where(q).Find(&rows).Error
-	})
+	err := s.db.Run(ctx, func(tx *gorm.DB) error { return tx.Where(anyIdentity(tx, "", ids)).Find(&rows).Error })
 	if err != nil {
 		return nil, fmt.Errorf("contacts: lookup identities: %w", err)
 	}
