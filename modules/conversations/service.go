@@ -135,7 +135,6 @@ func (s *Service) SetClock(now func() time.Time) { s.now = now }
 // moveContact gives the winner of a contact merge the loser's conversations, and makes the
 // winner the author of what the loser wrote, so the history reads as one customer's.
 func (s *Service) moveContact(ctx context.Context, winner, loser uuid.UUID) error {
-	tid, _ := tenant.ID(ctx)
 	return s.db.Run(ctx, func(tx *gorm.DB) error {
 		// The loser's conversations, read before they move: their messages are found through
 		// the conversation index rather than a scan of every message of the tenant.
@@ -149,7 +148,7 @@ func (s *Service) moveContact(ctx context.Context, winner, loser uuid.UUID) erro
 		for start := 0; start < len(moved); start += 500 {
 			part := moved[start:min(start+500, len(moved))]
 			err := tx.Model(&Message{}).
-				Where("tenant_id = ? AND conversation_id IN ? AND author_kind = ? AND author_id = ?", tid, part, AuthorContact, loser.String()).
+				Where("conversation_id IN ? AND author_kind = ? AND author_id = ?", part, AuthorContact, loser.String()).
 				Update("author_id", winner.String()).Error
 			if err != nil {
 				return fmt.Errorf("conversations: move merged contact's messages: %w", err)
