@@ -185,5 +185,5 @@ export const useRealtimeStore = defineStore('realtime', () => {
     refreshCounts()
   }
 
-  return { status, overview, openId, unread, unreadCounts, unreadIn, sync, stop, subscribe, sendTyping, remember, loadOverview }
+  return { status, overview, openId, unread, unreadCounts, sync, stop, subscribe, sendTyping, remember, loadOverview }
 })
